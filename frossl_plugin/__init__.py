@@ -1,0 +1,26 @@
+"""FroSSL for solo-learn.
+
+Importing this package is cheap: it imports neither torch nor the host. ``register()`` imports
+both and adds FroSSL to ``solo.methods.METHODS``.
+"""
+
+__version__ = "0.1.0"
+
+METHOD_NAME = "frossl"
+
+
+def register() -> None:
+    """Adds FroSSL to the host's method registry, ``solo.methods.METHODS``, in place.
+
+    Idempotent. Warns if another class already holds the name ``"frossl"`` and replaces it.
+
+    Raises:
+        ImportError: if solo-learn cannot be imported.
+    """
+
+    from frossl_plugin.registration import register_methods
+
+    register_methods()
+
+
+__all__ = ["METHOD_NAME", "__version__", "register"]

@@ -1,0 +1,73 @@
+"""Linear/kNN transforms at the training resolution for ``data.dataset: custom``.
+
+The host builds the online-classifier and ``main_linear.py`` transforms of an image folder with
+``RandomResizedCrop(224)`` and ``Resize(256) + CenterCrop(224)`` whatever the pretraining crop
+size. Setting ``data.eval_crop_size`` in a config makes the plugin's Hydra callback replace the
+host's custom-folder pipeline with the same steps at that size, before the host builds loaders.
+"""
+
+from typing import Any, Dict, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+_PATCHED_ATTR = "_frossl_plugin_eval_crop_size"
+
+
+def build_custom_pipeline_at(crop_size: int) -> Dict[str, Any]:
+    """The host's custom-folder pipeline (same steps, ImageNet statistics) at ``crop_size``."""
+
+    from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+    from torchvision import transforms
+
+    normalize = transforms.Normalize(mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD)
+    return {
+        "T_train": transforms.Compose(
+            [
+                transforms.RandomResizedCrop(size=crop_size, scale=(0.08, 1.0)),
+                transforms.RandomHorizontalFlip(),
+                transforms.ToTensor(),
+                normalize,
+            ]
+        ),
+        "T_val": transforms.Compose(
+            [
+                transforms.Resize(crop_size),
+                transforms.CenterCrop(crop_size),
+                transforms.ToTensor(),
+                normalize,
+            ]
+        ),
+    }
+
+
+def eval_crop_size_from_cfg(cfg: DictConfig) -> Optional[int]:
+    """Reads and validates ``data.eval_crop_size``; None when unset or not a custom folder."""
+
+    if OmegaConf.select(cfg, "data.dataset") != "custom":
+        return None
+    size = OmegaConf.select(cfg, "data.eval_crop_size", default=None)
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        raise ValueError(f"data.eval_crop_size must be a positive integer, but found {size!r}.")
+    return size
+
+
+def apply_custom_eval_crop_size(cfg: DictConfig) -> Optional[int]:
+    """Points the host's custom-folder linear/kNN transforms at ``data.eval_crop_size``.
+
+    Returns:
+        Optional[int]: the size applied, or None when the config does not ask for it.
+    """
+
+    size = eval_crop_size_from_cfg(cfg)
+    if size is None:
+        return None
+    import solo.data.classification_dataloader as host_loader
+
+    def build_custom_pipeline():
+        return build_custom_pipeline_at(size)
+
+    setattr(build_custom_pipeline, _PATCHED_ATTR, size)
+    host_loader.build_custom_pipeline = build_custom_pipeline
+    return size

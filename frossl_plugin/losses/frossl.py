@@ -1,0 +1,185 @@
+"""FroSSL loss: Frobenius-norm (order-2 Renyi entropy) regularization plus multiview invariance.
+
+Skean et al., "FroSSL: Frobenius Norm Minimization for Efficient Multiview Self-Supervised
+Learning", ECCV 2024 (https://arxiv.org/abs/2310.02903).
+"""
+
+from numbers import Real
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+
+def _world_size() -> int:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return 1
+
+
+def _gather_batches(z: torch.Tensor) -> torch.Tensor:
+    """Concatenates every process' ``V x N x D`` views along N, keeping gradients.
+
+    ``torch.distributed.nn.functional.all_gather`` sums the incoming gradients in backward, so
+    the gradient reaching the local ``z`` is ``world_size`` times the gradient of the (identical)
+    global loss. DDP then averages parameter gradients over processes, which cancels that factor:
+    the parameters receive exactly the gradient of the loss on the global batch.
+    """
+
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(z.contiguous()), dim=1)  # (V, world_size * N, D)
+
+
+def _stack_views(z: Union[torch.Tensor, Sequence[torch.Tensor]]) -> torch.Tensor:
+    """Validates the views (metadata only, no device sync) and stacks them to ``V x N x D``."""
+
+    if isinstance(z, torch.Tensor):
+        if z.dim() != 3:
+            raise ValueError(
+                f"z must be a V x N x D tensor or a sequence of N x D tensors, "
+                f"but found a tensor of shape {tuple(z.shape)}."
+            )
+        views = z
+    else:
+        z = list(z)
+        if not all(isinstance(view, torch.Tensor) for view in z):
+            types = [type(view).__name__ for view in z]
+            raise ValueError(f"z must hold torch.Tensor views, but found {types}.")
+        shapes = [tuple(view.shape) for view in z]
+        if len(z) >= 2 and any(shape != shapes[0] for shape in shapes):
+            raise ValueError(f"All views must have the same N x D shape, but found {shapes}.")
+        if len(z) >= 1 and len(shapes[0]) != 2:
+            raise ValueError(f"Each view must be an N x D tensor, but found shapes {shapes}.")
+        if len({view.dtype for view in z}) > 1:
+            raise ValueError(
+                f"All views must have the same dtype, but found {[v.dtype for v in z]}."
+            )
+        views = torch.stack(z) if len(z) >= 1 else None
+
+    num_views = 0 if views is None else views.size(0)
+    if num_views < 2:
+        raise ValueError(f"FroSSL needs at least 2 views, but found {num_views}.")
+    _, n, d = views.shape
+    if n < 2:
+        raise ValueError(f"FroSSL needs a batch of at least 2 samples (N >= 2), but found N={n}.")
+    if d < 1:
+        raise ValueError(f"FroSSL needs at least 1 feature (D >= 1), but found D={d}.")
+    if not views.is_floating_point():
+        raise ValueError(f"FroSSL needs floating-point embeddings, but found dtype {views.dtype}.")
+    return views
+
+
+def frossl_loss_func(
+    z: Union[torch.Tensor, Sequence[torch.Tensor]],
+    invariance_weight: float = 1.0,
+    gather_across_devices: bool = False,
+    check_finite: Optional[bool] = None,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Computes the multiview FroSSL loss and its two terms.
+
+    For each view ``v`` the columns of ``Z_v`` are L2-normalized over the batch (``Zh_v``) and
+    ``Zbar`` is the mean of the normalized views. Then, with ``K_v`` the smaller of
+    ``Zh_v^T Zh_v`` (D x D) and ``Zh_v Zh_v^T`` (N x N), which share their non-zero eigenvalues:
+
+    - ``regularization = sum_v log ||K_v / tr(K_v)||_F^2`` (minus the order-2 Renyi entropy),
+    - ``invariance = sum_v V * D * mean((Zh_v - Zbar)^2)``,
+    - ``loss = regularization + invariance_weight * invariance``.
+
+    Everything is computed in (at least) float32, also under fp16/bf16 autocast, and no value is
+    copied to the host, so the function never synchronizes an accelerator unless
+    ``check_finite=True``. An all-zero feature column (a dead unit) contributes nothing; a view
+    whose columns are all zero counts as fully collapsed (its regularization is 0, the maximum).
+
+    Args:
+        z (Union[torch.Tensor, Sequence[torch.Tensor]]): V x N x D tensor, or a sequence of V
+            N x D tensors, with the projected embeddings of V >= 2 views of the same N samples.
+        invariance_weight (float): weight w of the invariance term. Defaults to 1.0.
+        gather_across_devices (bool): if True and a process group with more than one process is
+            initialized, all statistics (column norms, mean view, Gram matrices) are computed over
+            the global batch, gathered with autograd-aware collectives. Otherwise every statistic
+            uses the local batch. Defaults to False.
+        check_finite (Optional[bool]): raise ``ValueError`` if ``z`` holds NaN or inf. The check
+            reads a value on the host, so ``None`` (default) checks CPU tensors only; pass True
+            to also check accelerator tensors at the cost of one device sync per call.
+
+    Returns:
+        Tuple[torch.Tensor, torch.Tensor, torch.Tensor]: 0-d tensors
+        ``(loss, invariance, regularization)``.
+    """
+
+    if isinstance(invariance_weight, bool) or not isinstance(invariance_weight, Real):
+        raise ValueError(
+            f"invariance_weight must be a real number, but found {invariance_weight!r}."
+        )
+    if not invariance_weight >= 0 or invariance_weight == float("inf"):
+        raise ValueError(
+            f"invariance_weight must be a finite number >= 0, but found {invariance_weight}."
+        )
+
+    views = _stack_views(z)  # (V, N, D)
+    if check_finite is None:
+        check_finite = views.device.type == "cpu"
+    if check_finite and not bool(torch.isfinite(views).all()):
+        raise ValueError("z holds non-finite values (NaN or inf); FroSSL expects finite inputs.")
+
+    if gather_across_devices and _world_size() > 1:
+        views = _gather_batches(views)  # (V, N_global, D)
+
+    compute_dtype = torch.promote_types(views.dtype, torch.float32)
+    with torch.autocast(device_type=views.device.type, enabled=False):
+        views = views.to(compute_dtype)
+        num_views, n, d = views.shape
+        eps = torch.finfo(compute_dtype).eps
+
+        # unit L2 norm per feature column, over the batch; dead columns stay zero
+        col_norms = views.norm(dim=1, keepdim=True)  # (V, 1, D)
+        views = views / col_norms.clamp_min(eps)  # (V, N, D)
+
+        gram = views.mT @ views if n > d else views @ views.mT  # (V, D, D) or (V, N, N)
+        trace = views.square().sum(dim=(1, 2))  # (V,), tr(K_v) = ||Zh_v||_F^2
+        fro_sq = gram.square().sum(dim=(1, 2))  # (V,)
+        # eps keeps an all-zero view finite (log 1 = 0) and is < 1e-7 relative otherwise
+        regularization = torch.log((fro_sq + eps) / (trace.square() + eps)).sum()
+
+        mean_view = views.mean(dim=0, keepdim=True)  # (1, N, D)
+        invariance = num_views * (views - mean_view).square().sum() / n
+
+    loss = regularization + invariance_weight * invariance
+    return loss, invariance, regularization
+
+
+class FroSSLLoss(nn.Module):
+    """Module wrapper of :func:`frossl_loss_func`.
+
+    Args:
+        invariance_weight (float): weight of the invariance term. Defaults to 1.0.
+        gather_across_devices (bool): compute the statistics over the global batch under DDP.
+        check_finite (Optional[bool]): see :func:`frossl_loss_func`.
+
+    Example:
+        >>> loss_fn = FroSSLLoss(invariance_weight=1.0)
+        >>> loss, invariance, regularization = loss_fn([z1, z2])
+    """
+
+    def __init__(
+        self,
+        invariance_weight: float = 1.0,
+        gather_across_devices: bool = False,
+        check_finite: Optional[bool] = None,
+    ):
+        super().__init__()
+        self.invariance_weight = invariance_weight
+        self.gather_across_devices = gather_across_devices
+        self.check_finite = check_finite
+
+    def forward(
+        self, z: Union[torch.Tensor, Sequence[torch.Tensor]]
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return frossl_loss_func(
+            z,
+            invariance_weight=self.invariance_weight,
+            gather_across_devices=self.gather_across_devices,
+            check_finite=self.check_finite,
+        )

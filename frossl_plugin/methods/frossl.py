@@ -1,0 +1,167 @@
+"""FroSSL as a solo-learn method (https://arxiv.org/abs/2310.02903)."""
+
+from numbers import Real
+from typing import Any, Dict, List, Sequence
+
+import omegaconf
+import torch
+import torch.nn as nn
+from solo.methods.base import BaseMethod
+from solo.utils.misc import omegaconf_select
+
+from frossl_plugin.losses.frossl import frossl_loss_func
+
+_DEFAULT_METHOD_KWARGS = {
+    "proj_hidden_dim": 2048,
+    "proj_output_dim": 1024,
+    "invariance_weight": 1.0,
+    "gather_across_devices": False,
+}
+
+
+class FroSSL(BaseMethod):
+    def __init__(self, cfg: omegaconf.DictConfig):
+        """Implements FroSSL (https://arxiv.org/abs/2310.02903).
+
+        Every crop, large and small, is a view of the loss: small crops are projected too.
+
+        Extra cfg settings:
+            method_kwargs:
+                proj_hidden_dim (int): neurons in the two hidden projector layers (2048).
+                proj_output_dim (int): dimension D of the projected embeddings (1024).
+                invariance_weight (float): weight w of the invariance term (1.0).
+                gather_across_devices (bool): compute the loss over the global batch under
+                    DDP instead of each device's local batch (False).
+        """
+
+        super().__init__(cfg)
+
+        self.invariance_weight: float = cfg.method_kwargs.invariance_weight
+        self.gather_across_devices: bool = cfg.method_kwargs.gather_across_devices
+
+        proj_hidden_dim: int = cfg.method_kwargs.proj_hidden_dim
+        proj_output_dim: int = cfg.method_kwargs.proj_output_dim
+
+        self.projector = nn.Sequential(
+            nn.Linear(self.features_dim, proj_hidden_dim),
+            nn.BatchNorm1d(proj_hidden_dim),
+            nn.ReLU(),
+            nn.Linear(proj_hidden_dim, proj_hidden_dim),
+            nn.BatchNorm1d(proj_hidden_dim),
+            nn.ReLU(),
+            nn.Linear(proj_hidden_dim, proj_output_dim),
+        )
+
+    @staticmethod
+    def add_and_assert_specific_cfg(cfg: omegaconf.DictConfig) -> omegaconf.DictConfig:
+        """Fills FroSSL's defaults and validates ``method_kwargs``.
+
+        Args:
+            cfg (omegaconf.DictConfig): DictConfig object.
+
+        Raises:
+            ValueError: for unknown keys, missing (``???``) values, wrong types, non-positive
+                dimensions or a negative invariance weight.
+
+        Returns:
+            omegaconf.DictConfig: same as the argument, used to avoid errors.
+        """
+
+        cfg = super(FroSSL, FroSSL).add_and_assert_specific_cfg(cfg)
+
+        unknown = sorted(set(cfg.method_kwargs.keys()) - set(_DEFAULT_METHOD_KWARGS))
+        if unknown:
+            raise ValueError(
+                f"Unknown FroSSL method_kwargs {unknown}; expected keys among "
+                f"{sorted(_DEFAULT_METHOD_KWARGS)}."
+            )
+        for key, default in _DEFAULT_METHOD_KWARGS.items():
+            if omegaconf.OmegaConf.is_missing(cfg, f"method_kwargs.{key}"):
+                raise ValueError(f"method_kwargs.{key} is missing (???); set it, e.g. {default}.")
+            cfg.method_kwargs[key] = omegaconf_select(cfg, f"method_kwargs.{key}", default)
+
+        kwargs = cfg.method_kwargs
+        for key in ("proj_hidden_dim", "proj_output_dim"):
+            value = kwargs[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(
+                    f"method_kwargs.{key} must be a positive integer, but found {value!r}."
+                )
+        weight = kwargs.invariance_weight
+        if isinstance(weight, bool) or not isinstance(weight, Real) or not 0 <= weight < 1e308:
+            raise ValueError(
+                f"method_kwargs.invariance_weight must be a finite number >= 0, "
+                f"but found {weight!r}."
+            )
+        if not isinstance(kwargs.gather_across_devices, bool):
+            raise ValueError(
+                f"method_kwargs.gather_across_devices must be true or false, "
+                f"but found {kwargs.gather_across_devices!r}."
+            )
+        return cfg
+
+    @property
+    def learnable_params(self) -> List[dict]:
+        """Adds projector parameters to the parent's learnable parameters.
+
+        Returns:
+            List[dict]: list of learnable parameters.
+        """
+
+        extra_learnable_params = [{"name": "projector", "params": self.projector.parameters()}]
+        return super().learnable_params + extra_learnable_params
+
+    def forward(self, X: torch.Tensor) -> Dict[str, Any]:
+        """Performs the forward pass of the backbone and the projector.
+
+        Args:
+            X (torch.Tensor): B x C x H x W batch of images.
+
+        Returns:
+            Dict[str, Any]: the parent's outputs plus the projected features ``"z"`` (B x D).
+        """
+
+        out = super().forward(X)
+        out.update({"z": self.projector(out["feats"])})
+        return out
+
+    def multicrop_forward(self, X: torch.Tensor) -> Dict[str, Any]:
+        """Projects small crops as well, so that they are views of the loss.
+
+        Args:
+            X (torch.Tensor): B x C x h x w batch of small crops.
+
+        Returns:
+            Dict[str, Any]: the parent's outputs plus the projected features ``"z"`` (B x D).
+        """
+
+        out = super().multicrop_forward(X)
+        out.update({"z": self.projector(out["feats"])})
+        return out
+
+    def training_step(self, batch: Sequence[Any], batch_idx: int) -> torch.Tensor:
+        """Training step for FroSSL reusing BaseMethod training step.
+
+        Args:
+            batch (Sequence[Any]): a batch of data in the format of [img_indexes, [X], Y], where
+                [X] is a list of size num_crops containing batches of images.
+            batch_idx (int): index of the batch.
+
+        Returns:
+            torch.Tensor: FroSSL loss plus the online classifier's loss.
+        """
+
+        out = super().training_step(batch, batch_idx)
+        class_loss = out["loss"]
+
+        frossl_loss, invariance, regularization = frossl_loss_func(
+            out["z"],  # num_crops tensors of B x D: large crops first, then small crops
+            invariance_weight=self.invariance_weight,
+            gather_across_devices=self.gather_across_devices,
+        )
+
+        self.log("train_frossl_loss", frossl_loss, on_epoch=True, sync_dist=True)
+        self.log("train_frossl_invariance", invariance, on_epoch=True, sync_dist=True)
+        self.log("train_frossl_regularization", regularization, on_epoch=True, sync_dist=True)
+
+        return frossl_loss + class_loss
