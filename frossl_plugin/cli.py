@@ -29,7 +29,9 @@ def _add_demo_data(commands) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frossl-plugin", description="FroSSL for solo-learn.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_demo_data(commands)
+    # each adder defines one subcommand; its module imports only the standard library at top
+    for add_subcommand in (_add_demo_data,):
+        add_subcommand(commands)
     return parser
 
 

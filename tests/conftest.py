@@ -1,0 +1,95 @@
+"""Shared test set-up: finding the host (solo-learn) and small on-disk datasets.
+
+Tests that need the host are marked ``host``; they run when ``SOLO_LEARN_PATH`` points at a
+solo-learn checkout or ``solo`` is importable, and skip otherwise.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import pytest
+
+HOST_SKIP_REASON = (
+    "needs solo-learn: git clone https://github.com/vturrisi/solo-learn (known-good commit "
+    "9187ea3) and export SOLO_LEARN_PATH=<that folder>"
+)
+
+
+def find_host() -> Optional[Path]:
+    """The solo-learn checkout to test against, or None. Puts it on sys.path."""
+
+    env_path = os.environ.get("SOLO_LEARN_PATH")
+    if env_path:
+        root = Path(env_path).resolve()
+        if not (root / "solo" / "methods" / "__init__.py").is_file():
+            raise pytest.UsageError(f"SOLO_LEARN_PATH={env_path!r} is not a solo-learn checkout")
+        if str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+        return root
+    try:
+        import solo
+    except ImportError:
+        return None
+    root = Path(solo.__file__).resolve().parent.parent
+    return root if (root / "main_pretrain.py").is_file() else None
+
+
+HOST_PATH = find_host()
+
+requires_host = pytest.mark.skipif(HOST_PATH is None, reason=HOST_SKIP_REASON)
+
+
+def host_env() -> dict:
+    """Environment for a subprocess that runs one of the host's scripts on CPU."""
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HOST_PATH), env.get("PYTHONPATH")]))
+    env["CUDA_VISIBLE_DEVICES"] = ""
+    env.setdefault("WANDB_MODE", "disabled")
+    return env
+
+
+def run_host_script(script: str, args: List[str], cwd: Path, timeout: int = 600):
+    """Runs ``python <host>/<script> <args>`` in ``cwd``; returns the CompletedProcess."""
+
+    return subprocess.run(
+        [sys.executable, str(HOST_PATH / script), *args],
+        cwd=cwd,
+        env=host_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def write_tiny_image_folder(root: Path, classes: int = 5, train_per_class: int = 8,
+                            val_per_class: int = 4, size: int = 32) -> Path:
+    """Random-noise RGB PNGs in ``root/{train,val}/<class>/``; returns ``root``."""
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", train_per_class), ("val", val_per_class)):
+        for label in range(classes):
+            folder = root / split / f"class{label}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for index in range(count):
+                pixels = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"{index}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory) -> Path:
+    """The real demo dataset (scikit-learn digits) as written by ``frossl-plugin demo-data``."""
+
+    pytest.importorskip("sklearn", reason="demo data needs scikit-learn: pip install .[test]")
+    from frossl_plugin.demo_data import write_digits_image_folder
+
+    root = tmp_path_factory.mktemp("frossl_demo")
+    write_digits_image_folder(root)
+    return root
