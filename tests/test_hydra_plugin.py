@@ -1,0 +1,165 @@
+"""The Hydra search-path plugin and the shipped configs (no host needed)."""
+
+import importlib
+import subprocess
+import sys
+import textwrap
+from importlib import resources
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize
+from hydra.core.plugins import Plugins
+from hydra.plugins.search_path_plugin import SearchPathPlugin
+from omegaconf import OmegaConf
+
+CONFIG_DIR = resources.files("frossl_plugin.configs")
+TOP_LEVEL_CONFIGS = sorted(p.name for p in CONFIG_DIR.iterdir() if p.name.endswith(".yaml"))
+PRETRAIN_CONFIGS = [name for name in TOP_LEVEL_CONFIGS if not name.endswith("_linear.yaml")]
+LINEAR_CONFIGS = [name for name in TOP_LEVEL_CONFIGS if name.endswith("_linear.yaml")]
+CALLBACK = "frossl_plugin.hydra_callback.FroSSLPluginCallback"
+
+
+def compose_config(name, overrides=()):
+    with initialize(version_base="1.2", config_path=None):
+        return compose(config_name=name, overrides=list(overrides), return_hydra_config=True)
+
+
+def test_search_path_plugin_is_discovered():
+    plugins = Plugins.instance().discover(SearchPathPlugin)
+    assert "FroSSLSearchPathPlugin" in [plugin.__name__ for plugin in plugins]
+
+
+def test_hydra_plugins_is_a_namespace_package():
+    namespace = importlib.import_module("hydra_plugins")
+    plugin = importlib.import_module("hydra_plugins.frossl_plugin")
+
+    assert getattr(namespace, "__file__", None) is None  # no hydra_plugins/__init__.py
+    assert (Path(plugin.__file__).parent / "py.typed").is_file()
+
+
+def test_installed_configs_match_the_repository():
+    repo_configs = Path(__file__).resolve().parents[1] / "configs"
+    if not repo_configs.is_dir():
+        pytest.skip("not run from a source checkout")
+    shipped = {p.relative_to(repo_configs).as_posix() for p in repo_configs.rglob("*.yaml")}
+    installed = {
+        f"{d.name}/{f.name}" if d.is_dir() else d.name
+        for d in CONFIG_DIR.iterdir()
+        for f in (d.iterdir() if d.is_dir() else [d])
+        if f.name.endswith(".yaml")
+    }
+    assert shipped == installed
+
+
+def test_every_dataset_has_a_pretrain_and_a_linear_config():
+    assert {"frossl.yaml", "frossl_linear.yaml", "frossl_demo.yaml"} <= set(TOP_LEVEL_CONFIGS)
+    for dataset in ("cifar100", "stl10", "tinyimagenet", "imagenet100", "imagenet", "demo"):
+        assert f"frossl_{dataset}.yaml" in PRETRAIN_CONFIGS
+        assert f"frossl_{dataset}_linear.yaml" in LINEAR_CONFIGS
+
+
+@pytest.mark.parametrize("name", PRETRAIN_CONFIGS)
+def test_pretrain_configs_compose_on_their_own(name):
+    cfg = compose_config(name)
+    assert cfg.method == "frossl"
+    assert cfg.hydra.callbacks.frossl_plugin._target_ == CALLBACK
+    assert cfg.wandb.enabled is False
+    assert len(cfg.augmentations) >= 1 and all("crop_size" in aug for aug in cfg.augmentations)
+    large = [a for a in cfg.augmentations if a.crop_size == cfg.augmentations[0].crop_size]
+    assert sum(a.num_crops for a in large) == 2  # the unmodified host accepts exactly 2
+    assert OmegaConf.to_container(cfg.method_kwargs) == {
+        "proj_hidden_dim": cfg.method_kwargs.proj_hidden_dim,
+        "proj_output_dim": cfg.method_kwargs.proj_output_dim,
+        "invariance_weight": cfg.method_kwargs.invariance_weight,
+        "gather_across_devices": False,
+    }
+
+
+@pytest.mark.parametrize("name", LINEAR_CONFIGS)
+def test_linear_configs_compose_on_their_own(name):
+    cfg = compose_config(name, overrides=["pretrained_feature_extractor=x.ckpt"])
+    assert cfg.pretrain_method == "frossl" and cfg.backbone.name == "resnet18"
+    assert cfg.hydra.callbacks.frossl_plugin._target_ == CALLBACK
+    assert cfg.data.dataset == compose_config(name.replace("_linear", "")).data.dataset
+
+
+def _settings(cfg):
+    return {
+        "backbone": cfg.backbone.name,
+        "projector": (cfg.method_kwargs.proj_hidden_dim, cfg.method_kwargs.proj_output_dim),
+        "optimizer": (cfg.optimizer.name, cfg.optimizer.lr, cfg.optimizer.weight_decay),
+        "lars": (cfg.optimizer.kwargs.eta, cfg.optimizer.kwargs.clip_lr),
+        "exclude_bias_n_norm": cfg.optimizer.kwargs.exclude_bias_n_norm,
+        "classifier_lr": cfg.optimizer.classifier_lr,
+        "scheduler": cfg.scheduler.name,
+        "batch": cfg.optimizer.batch_size * (len(cfg.devices) if not isinstance(cfg.devices, str) else 1),
+        "epochs": cfg.max_epochs,
+        "w": cfg.method_kwargs.invariance_weight,
+        "crop": cfg.augmentations[0].crop_size,
+        "precision": str(cfg.precision),
+        "dataset": (cfg.data.dataset, cfg.data.format),
+    }
+
+
+PAPER = {  # FROSSL.md: the official configs' settings
+    "frossl.yaml": dict(lr=0.3, epochs=1000, batch=256, w=1.0, crop=32, precision="32", dataset=("cifar10", "image_folder")),
+    "frossl_cifar100.yaml": dict(lr=0.3, epochs=1000, batch=256, w=1.0, crop=32, precision="32", dataset=("cifar100", "image_folder")),
+    "frossl_stl10.yaml": dict(lr=0.1, epochs=500, batch=256, w=1.4, crop=96, precision="16-mixed", dataset=("stl10", "image_folder")),
+    "frossl_tinyimagenet.yaml": dict(lr=0.3, epochs=800, batch=512, w=1.0, crop=64, precision="16-mixed", dataset=("custom", "image_folder")),
+    "frossl_imagenet100.yaml": dict(lr=0.3, epochs=400, batch=256, w=1.0, crop=224, precision="16-mixed", dataset=("imagenet100", "dali")),
+    "frossl_imagenet.yaml": dict(lr=0.3, epochs=100, batch=256, w=2.0, crop=224, precision="16-mixed", dataset=("imagenet", "dali")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER))
+def test_configs_carry_the_paper_settings(name):
+    paper = PAPER[name]
+    settings = _settings(compose_config(name))
+    assert settings["backbone"] == "resnet18"
+    assert settings["projector"] == (2048, 1024)
+    assert settings["optimizer"] == ("lars", paper["lr"], 1e-4)
+    assert settings["lars"] == (0.02, True) and settings["exclude_bias_n_norm"] is True
+    assert settings["classifier_lr"] == 0.1 and settings["scheduler"] == "warmup_cosine"
+    for key in ("epochs", "batch", "w", "crop", "precision", "dataset"):
+        assert settings[key] == paper[key], key
+
+
+@pytest.mark.parametrize("views", [4, 8])
+def test_multiview_configs_add_small_crops_as_views(views):
+    cfg = compose_config(f"frossl_stl10_{views}views.yaml")
+    crops = [(a.crop_size, a.num_crops) for a in cfg.augmentations]
+    assert crops == [(96, 2), (64, views - 2)]
+
+
+def test_custom_folder_configs_evaluate_at_the_training_resolution():
+    for name in ("frossl_demo.yaml", "frossl_tinyimagenet.yaml"):
+        cfg = compose_config(name)
+        assert cfg.data.dataset == "custom"
+        assert cfg.data.eval_crop_size == cfg.augmentations[0].crop_size
+        linear = compose_config(name.replace(".yaml", "_linear.yaml"), ["pretrained_feature_extractor=x"])
+        assert linear.data.eval_crop_size == cfg.data.eval_crop_size
+
+
+def test_a_hydra_app_without_config_path_finds_the_configs(tmp_path):
+    app = tmp_path / "app.py"
+    app.write_text(
+        textwrap.dedent(
+            """
+            import hydra
+
+            @hydra.main(version_base="1.2")
+            def main(cfg):
+                print("METHOD", cfg.method, "CROPS", [a.crop_size for a in cfg.augmentations])
+
+            main()
+            """
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, str(app), "--config-name", "frossl_stl10_4views.yaml",
+         "~hydra.callbacks.frossl_plugin"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "METHOD frossl CROPS [96, 64]" in result.stdout

@@ -1,0 +1,304 @@
+"""FroSSL loss against independent references, with gradients, invariances and bad input."""
+
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from frossl_plugin.losses import FroSSLLoss, frossl_loss_func
+
+SHAPES = [  # (V, N, D): N > D, N < D and N = D
+    (2, 64, 16),
+    (2, 16, 64),
+    (2, 32, 32),
+    (4, 48, 24),
+    (4, 12, 40),
+    (4, 20, 20),
+    (8, 40, 10),
+    (8, 10, 30),
+    (8, 16, 16),
+]
+
+
+def numpy_reference(views, invariance_weight=1.0):
+    """FROSSL.md step by step in float64 numpy, always with the D x D matrix."""
+
+    views = [np.asarray(v, dtype=np.float64) for v in views]
+    num_views = len(views)
+    n, d = views[0].shape
+    normalized = [v / np.linalg.norm(v, axis=0, keepdims=True) for v in views]
+    mean_view = sum(normalized) / num_views
+    regularization = invariance = 0.0
+    for z in normalized:
+        k = z.T @ z
+        k = k / np.trace(k)
+        regularization += math.log(np.sum(k**2))
+        invariance += num_views * d * np.mean((z - mean_view) ** 2)
+    return regularization + invariance_weight * invariance, invariance, regularization
+
+
+def torch_reference(views, invariance_weight=1.0):
+    """Per-view loop in torch (for gradients), with the N x N Gram and an explicit trace."""
+
+    num_views = len(views)
+    d = views[0].shape[1]
+    normalized = [v / v.norm(dim=0, keepdim=True) for v in views]
+    mean_view = torch.stack(normalized).mean(dim=0)
+    loss = 0.0
+    for z in normalized:
+        k = z @ z.T
+        k = k / torch.trace(k)
+        loss = loss + torch.log(torch.linalg.matrix_norm(k, ord="fro") ** 2)
+        loss = loss + invariance_weight * num_views * d * torch.mean((z - mean_view) ** 2)
+    return loss
+
+
+def random_views(shape, dtype=torch.float32, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    base = torch.randn(shape[1:], generator=generator, dtype=torch.float64)
+    views = base + 0.5 * torch.randn(shape, generator=generator, dtype=torch.float64)
+    return views.to(dtype)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("weight", [1.0, 1.4, 0.0])
+def test_matches_numpy_reference_in_float32(shape, weight):
+    views = random_views(shape)
+    loss, invariance, regularization = frossl_loss_func(views, invariance_weight=weight)
+    ref_loss, ref_inv, ref_reg = numpy_reference(views.numpy(), weight)
+    assert loss.dtype == torch.float32 and loss.dim() == 0
+    for value, reference in ((loss, ref_loss), (invariance, ref_inv), (regularization, ref_reg)):
+        assert value.item() == pytest.approx(reference, rel=1e-5, abs=1e-6)
+    assert torch.allclose(loss, regularization + weight * invariance)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_gradients_match_reference(shape):
+    views64 = random_views(shape, torch.float64).requires_grad_()
+    torch_reference(list(views64), invariance_weight=1.3).backward()
+
+    views32 = views64.detach().float().requires_grad_()
+    frossl_loss_func(views32, invariance_weight=1.3)[0].backward()
+    assert torch.allclose(views32.grad.double(), views64.grad, rtol=1e-4, atol=1e-4 * 1e-2)
+
+
+def test_sequence_and_tensor_inputs_agree():
+    views = random_views((3, 20, 8))
+    from_tensor = frossl_loss_func(views)
+    from_list = frossl_loss_func(list(views))
+    from_tuple = FroSSLLoss()(tuple(views))
+    for a, b, c in zip(from_tensor, from_list, from_tuple):
+        assert torch.equal(a, b) and torch.equal(a, c)
+
+
+@pytest.mark.parametrize("shape", [(2, 6, 4), (3, 4, 7), (2, 5, 5)])
+def test_gradcheck_float64(shape):
+    views = random_views(shape, torch.float64).requires_grad_()
+    assert torch.autograd.gradcheck(lambda z: frossl_loss_func(z, 0.7), (views,))
+    assert torch.autograd.gradcheck(lambda z: frossl_loss_func(z, 0.7)[2], (views,))
+
+
+def test_invariant_to_view_order():
+    views = random_views((4, 24, 12))
+    shuffled = views[torch.tensor([2, 0, 3, 1])]
+    for a, b in zip(frossl_loss_func(views), frossl_loss_func(shuffled)):
+        assert torch.allclose(a, b, rtol=1e-6)
+
+
+def test_invariant_to_positive_per_column_rescaling():
+    views = random_views((3, 24, 12))
+    scales = torch.rand(3, 1, 12) * 100 + 0.01  # any positive scale, per view and column
+    for a, b in zip(frossl_loss_func(views), frossl_loss_func(views * scales)):
+        assert torch.allclose(a, b, rtol=1e-5)
+
+
+def test_invariant_to_consistent_sample_and_feature_permutations():
+    views = random_views((3, 24, 12))
+    permuted = views[:, torch.randperm(24)][:, :, torch.randperm(12)]
+    for a, b in zip(frossl_loss_func(views), frossl_loss_func(permuted)):
+        assert torch.allclose(a, b, rtol=1e-5)
+
+
+def test_identical_views_have_zero_invariance_and_known_regularization():
+    # orthonormal columns: K = I_D, so log ||I/D||_F^2 = -log D per view
+    q, _ = torch.linalg.qr(torch.randn(32, 8, dtype=torch.float64))
+    loss, invariance, regularization = frossl_loss_func(torch.stack([q, q, q]))
+    assert invariance.item() == pytest.approx(0.0, abs=1e-12)
+    assert regularization.item() == pytest.approx(-3 * math.log(8), rel=1e-12)
+
+
+def test_dead_column_gives_finite_loss_and_gradients():
+    views = random_views((2, 16, 8)).requires_grad_()
+    dead = views * torch.tensor([1.0] * 7 + [0.0])  # last feature is always zero
+    loss, _, _ = frossl_loss_func(dead)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(views.grad).all()
+    live = frossl_loss_func(views[:, :, :7].detach())
+    # a dead unit adds nothing: the same loss as without that feature
+    assert loss.item() == pytest.approx(live[0].item(), rel=1e-5)
+
+
+def test_all_zero_views_are_finite():
+    loss, invariance, regularization = frossl_loss_func(torch.zeros(2, 8, 4))
+    assert torch.isfinite(loss) and regularization.item() == 0.0 and invariance.item() == 0.0
+
+
+def test_autocast_computes_in_float32():
+    views = random_views((4, 64, 32))
+    expected = frossl_loss_func(views)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = frossl_loss_func(views)
+        from_bf16 = frossl_loss_func(views.bfloat16())
+    assert under_autocast[0].dtype == torch.float32 and from_bf16[0].dtype == torch.float32
+    for a, b in zip(under_autocast, expected):
+        assert torch.allclose(a, b, rtol=1e-6)
+    # bf16 inputs are upcast, so only their own rounding separates them from float32
+    rounded = frossl_loss_func(views.bfloat16().float())
+    for a, b, c in zip(from_bf16, rounded, expected):
+        assert torch.allclose(a, b, rtol=1e-6)
+        assert torch.allclose(a, c, rtol=1e-3)
+    half = frossl_loss_func(views.half())
+    assert torch.allclose(half[0], expected[0], rtol=1e-3)
+
+
+def test_autocast_gradients_reach_low_precision_inputs():
+    views = random_views((2, 32, 16)).bfloat16().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        frossl_loss_func(views)[0].backward()
+    assert views.grad.dtype == torch.bfloat16 and torch.isfinite(views.grad.float()).all()
+
+
+@pytest.mark.parametrize(
+    "z, message",
+    [
+        ([torch.randn(8, 4)], "at least 2 views, but found 1"),
+        ([], "at least 2 views, but found 0"),
+        (torch.randn(1, 8, 4), "at least 2 views, but found 1"),
+        ([torch.randn(8, 4), torch.randn(8, 5)], r"same N x D shape, but found \[\(8, 4\), \(8, 5\)\]"),
+        ([torch.randn(8, 4), torch.randn(7, 4)], r"same N x D shape"),
+        ([torch.randn(8), torch.randn(8)], r"N x D tensor, but found shapes \[\(8,\), \(8,\)\]"),
+        (torch.randn(8, 4), r"V x N x D tensor .* shape \(8, 4\)"),
+        (torch.randn(2, 1, 4), "N >= 2.*N=1"),
+        (torch.randn(2, 8, 0), "D >= 1.*D=0"),
+        (torch.ones(2, 8, 4, dtype=torch.int64), "floating-point .* torch.int64"),
+        ([torch.randn(8, 4), torch.randn(8, 4).double()], "same dtype"),
+        ([torch.randn(8, 4), "not a tensor"], r"torch.Tensor views, but found \['Tensor', 'str'\]"),
+    ],
+)
+def test_bad_input_raises_value_error(z, message):
+    with pytest.raises(ValueError, match=message):
+        frossl_loss_func(z)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_values_raise_on_cpu_by_default(bad):
+    views = random_views((2, 8, 4))
+    views[1, 3, 2] = bad
+    with pytest.raises(ValueError, match="non-finite"):
+        frossl_loss_func(views)
+    with pytest.raises(ValueError, match="non-finite"):
+        frossl_loss_func(views, check_finite=True)
+    unchecked = frossl_loss_func(views, check_finite=False)[0]  # the caller opted out
+    assert not torch.isfinite(unchecked)
+
+
+@pytest.mark.parametrize("weight", [-0.1, float("nan"), float("inf"), True, "1.0", None])
+def test_bad_invariance_weight_raises(weight):
+    with pytest.raises(ValueError, match="invariance_weight"):
+        frossl_loss_func(random_views((2, 8, 4)), invariance_weight=weight)
+
+
+def test_no_host_reads_for_accelerator_tensors(monkeypatch):
+    """With check_finite unset, nothing reads a tensor value on the host (a device sync)."""
+
+    reads = []
+    for name in ("item", "__bool__", "__float__", "tolist"):
+        original = getattr(torch.Tensor, name)
+
+        def spy(self, *args, _original=original, _name=name, **kwargs):
+            reads.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    views = random_views((3, 16, 8)).requires_grad_()
+    loss, _, _ = frossl_loss_func(views, check_finite=False)
+    loss.backward()
+    assert reads == []
+
+
+def test_gather_without_process_group_is_local():
+    views = random_views((2, 16, 8))
+    for a, b in zip(frossl_loss_func(views, gather_across_devices=True), frossl_loss_func(views)):
+        assert torch.equal(a, b)
+
+
+# ---------------------------------------------------------------- two-process gloo group
+WORLD_SIZE = 2
+
+
+def _ddp_worker(rank, init_file, shape, results_dir):
+    dist.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD_SIZE
+    )
+    try:
+        num_views, n_global, d = shape
+        torch.manual_seed(0)  # same data and weights on every rank
+        inputs = torch.randn(num_views, n_global, 6, dtype=torch.float64)
+        layer = torch.nn.Linear(6, d).double()
+
+        # single-process reference: the whole batch on one process
+        reference_layer = torch.nn.Linear(6, d).double()
+        reference_layer.load_state_dict(layer.state_dict())
+        reference_out = reference_layer(inputs).detach().requires_grad_()
+        reference_loss = frossl_loss_func(reference_out, invariance_weight=1.2)
+        reference_loss[0].backward()
+        torch.autograd.backward(reference_layer(inputs), reference_out.grad)
+
+        # this rank's shard, with statistics gathered over both ranks
+        local = slice(rank * n_global // WORLD_SIZE, (rank + 1) * n_global // WORLD_SIZE)
+        local_out = layer(inputs[:, local])
+        local_out.retain_grad()
+        loss = frossl_loss_func(local_out, invariance_weight=1.2, gather_across_devices=True)
+        loss[0].backward()
+        for param in layer.parameters():  # what DDP does: average gradients over ranks
+            dist.all_reduce(param.grad)
+            param.grad /= WORLD_SIZE
+
+        torch.save(
+            {
+                "loss": [t.detach() for t in loss],
+                "reference_loss": [t.detach() for t in reference_loss],
+                "grads": [p.grad for p in layer.parameters()],
+                "reference_grads": [p.grad for p in reference_layer.parameters()],
+                "local_out_grad": local_out.grad,
+                "reference_out_grad": reference_out.grad[:, local],
+            },
+            os.path.join(results_dir, f"rank{rank}.pt"),
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("shape", [(2, 16, 8), (4, 8, 12)])  # global N > D and N < D
+def test_gather_across_two_gloo_processes_equals_global_batch(tmp_path, shape):
+    mp.spawn(
+        _ddp_worker,
+        args=(str(tmp_path / "init"), shape, str(tmp_path)),
+        nprocs=WORLD_SIZE,
+        join=True,
+    )
+    for rank in range(WORLD_SIZE):
+        result = torch.load(tmp_path / f"rank{rank}.pt")
+        for value, reference in zip(result["loss"], result["reference_loss"]):
+            assert torch.allclose(value, reference, rtol=1e-10)
+        # after DDP's averaging, parameters get exactly the global-batch gradient
+        for grad, reference in zip(result["grads"], result["reference_grads"]):
+            assert torch.allclose(grad, reference, rtol=1e-8, atol=1e-12)
+        # the autograd-aware gather sums gradients over ranks: W x the global-loss gradient
+        assert torch.allclose(
+            result["local_out_grad"], WORLD_SIZE * result["reference_out_grad"], rtol=1e-8
+        )
