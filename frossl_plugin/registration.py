@@ -1,7 +1,10 @@
 """Adds the plugin's methods to solo-learn's registry without editing the host."""
 
 import importlib
+import sys
 import warnings
+
+METHOD_MODULE = "frossl_plugin.methods.frossl"
 
 
 def import_host_methods():
@@ -29,6 +32,11 @@ def register_methods() -> None:
     from frossl_plugin import METHOD_NAME
 
     host_methods = import_host_methods()
+    method_module = sys.modules.get(METHOD_MODULE)
+    if method_module is not None and not hasattr(method_module, "FroSSL"):
+        # importing the method module imported the host first (we run at the end of
+        # solo.methods): frossl_plugin.methods registers once that import completes
+        return
     from frossl_plugin.methods.frossl import FroSSL
 
     registry = host_methods.METHODS

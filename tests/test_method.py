@@ -1,0 +1,206 @@
+"""FroSSL as a solo-learn method, in the host's test style: config, shapes, a fast_dev_run."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import host_env, requires_host, write_tiny_image_folder
+from omegaconf import OmegaConf
+
+pytestmark = requires_host
+
+NUM_CLASSES = 5
+
+
+def method_cfg(tmp_path, overrides=(), small_crops=0):
+    """The demo config, composed through the plugin's search path and parsed by the host;
+    ``small_crops`` adds that many 16-px crops (views that the host calls small)."""
+
+    from hydra import compose, initialize
+    from solo.args.pretrain import parse_cfg
+
+    data = write_tiny_image_folder(tmp_path / "data", classes=NUM_CLASSES)
+    with initialize(version_base="1.2", config_path=None):
+        cfg = compose(
+            config_name="frossl_demo.yaml",
+            overrides=[
+                f"data.train_path={data / 'train'}",
+                f"data.val_path={data / 'val'}",
+                "method_kwargs.proj_hidden_dim=64",
+                "method_kwargs.proj_output_dim=32",
+                "optimizer.batch_size=8",
+                *overrides,
+            ],
+        )
+    OmegaConf.set_struct(cfg, False)
+    if small_crops:
+        small = OmegaConf.merge(cfg.augmentations[0], {"crop_size": 16, "num_crops": small_crops})
+        cfg.augmentations.append(small)
+    return parse_cfg(cfg)
+
+
+def fake_batch(cfg, batch_size=8):
+    crops = [
+        torch.randn(batch_size, 3, aug.crop_size, aug.crop_size)
+        for aug in cfg.augmentations
+        for _ in range(aug.num_crops)
+    ]
+    return [torch.arange(batch_size), crops, torch.randint(0, NUM_CLASSES, (batch_size,))]
+
+
+def test_forward_shapes_and_checkpoint_layout(tmp_path):
+    from frossl_plugin.methods.frossl import FroSSL
+
+    cfg = method_cfg(tmp_path)
+    model = FroSSL(cfg).eval()
+    out = model(torch.randn(4, 3, 32, 32))
+    assert out["feats"].shape == (4, 512)
+    assert out["z"].shape == (4, 32)
+    assert out["logits"].shape == (4, NUM_CLASSES)
+    small = model.multicrop_forward(torch.randn(4, 3, 16, 16))
+    assert small["z"].shape == (4, 32)
+
+    prefixes = {key.split(".")[0] for key in model.state_dict()}
+    assert prefixes == {"backbone", "projector", "classifier"}
+    names = [group["name"] for group in model.learnable_params]
+    assert names == ["backbone", "classifier", "projector"]
+
+
+def test_projector_layers(tmp_path):
+    from frossl_plugin.methods.frossl import FroSSL
+
+    layers = [type(m).__name__ for m in FroSSL(method_cfg(tmp_path)).projector]
+    assert layers == ["Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d", "ReLU", "Linear"]
+
+
+def test_training_step_uses_every_crop_and_logs_the_terms(tmp_path, monkeypatch):
+    import frossl_plugin.methods.frossl as method_module
+    from frossl_plugin.methods.frossl import FroSSL
+
+    cfg = method_cfg(tmp_path, small_crops=2)
+    assert (cfg.data.num_large_crops, cfg.data.num_small_crops) == (2, 2)
+    model = FroSSL(cfg)
+
+    seen, logged = {}, {}
+    original = method_module.frossl_loss_func
+
+    def spy(z, **kwargs):
+        seen["shapes"] = [tuple(view.shape) for view in z]
+        seen["kwargs"] = kwargs
+        return original(z, **kwargs)
+
+    monkeypatch.setattr(method_module, "frossl_loss_func", spy)
+    monkeypatch.setattr(model, "log", lambda name, value, **kw: logged.update({name: (value, kw)}))
+    monkeypatch.setattr(model, "log_dict", lambda *a, **kw: None)
+
+    loss = model.training_step(fake_batch(cfg), 0)
+    assert seen["shapes"] == [(8, 32)] * 4
+    assert seen["kwargs"] == {"invariance_weight": 1.0, "gather_across_devices": False}
+    assert set(logged) == {
+        "train_frossl_loss", "train_frossl_invariance", "train_frossl_regularization"
+    }
+    assert all(kw == {"on_epoch": True, "sync_dist": True} for _, kw in logged.values())
+    frossl_loss, invariance, regularization = (logged[f"train_frossl_{k}"][0] for k in
+                                               ("loss", "invariance", "regularization"))
+    assert torch.allclose(frossl_loss, regularization + invariance)
+    assert loss.dim() == 0 and torch.isfinite(loss) and not torch.equal(loss, frossl_loss)
+
+
+def test_fast_dev_run(tmp_path):
+    from lightning.pytorch import Trainer
+
+    from frossl_plugin.methods.frossl import FroSSL
+
+    cfg = method_cfg(tmp_path)
+    model = FroSSL(cfg)
+
+    class FakeCrops(torch.utils.data.Dataset):
+        def __len__(self):
+            return 16
+
+        def __getitem__(self, index):
+            crops = [torch.randn(3, 32, 32) for _ in range(cfg.data.num_large_crops)]
+            return index, crops, index % NUM_CLASSES
+
+    batches = torch.utils.data.DataLoader(FakeCrops(), batch_size=8)
+    trainer = Trainer(fast_dev_run=True, accelerator="cpu", devices=1, logger=False,
+                      enable_progress_bar=False, enable_checkpointing=False)
+    before = model.projector[0].weight.detach().clone()
+    trainer.fit(model, batches)
+    assert not torch.equal(before, model.projector[0].weight)
+    assert torch.isfinite(trainer.callback_metrics["train_frossl_loss"])
+
+
+def test_defaults_are_filled(tmp_path):
+    from frossl_plugin.methods.frossl import FroSSL
+
+    cfg = method_cfg(tmp_path)
+    cfg.method_kwargs = {}
+    cfg = FroSSL.add_and_assert_specific_cfg(cfg)
+    assert OmegaConf.to_container(cfg.method_kwargs) == {
+        "proj_hidden_dim": 2048, "proj_output_dim": 1024,
+        "invariance_weight": 1.0, "gather_across_devices": False,
+    }
+
+
+def test_importing_the_method_registers_it(tmp_path):
+    code = ("from frossl_plugin.methods.frossl import FroSSL; from solo.methods import METHODS; "
+            "print(METHODS['frossl'] is FroSSL)")
+    result = subprocess.run([sys.executable, "-c", code], env=host_env(), cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True" and "could not register" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("proj_hidden_dim", 0, "proj_hidden_dim must be a positive integer, but found 0"),
+        ("proj_output_dim", -3, "proj_output_dim must be a positive integer, but found -3"),
+        ("proj_output_dim", 2.5, "proj_output_dim must be a positive integer, but found 2.5"),
+        ("proj_hidden_dim", "2048", "positive integer, but found '2048'"),
+        ("proj_hidden_dim", True, "positive integer, but found True"),
+        ("invariance_weight", -1.0, "invariance_weight must be a finite number >= 0"),
+        ("invariance_weight", "heavy", "invariance_weight must be a finite number >= 0"),
+        ("invariance_weight", float("nan"), "invariance_weight must be a finite number >= 0"),
+        ("gather_across_devices", "yes", "gather_across_devices must be true or false"),
+        ("invariance_wieght", 1.0, r"Unknown FroSSL method_kwargs \['invariance_wieght'\]"),
+        ("proj_output_dim", "???", r"method_kwargs.proj_output_dim is missing"),
+    ],
+)
+def test_bad_method_kwargs_raise_value_error(tmp_path, key, value, message):
+    from frossl_plugin.methods.frossl import FroSSL
+
+    cfg = method_cfg(tmp_path)
+    cfg.method_kwargs = {**OmegaConf.to_container(cfg.method_kwargs), key: value}
+    with pytest.raises(ValueError, match=message):
+        FroSSL.add_and_assert_specific_cfg(cfg)
+
+
+def test_custom_eval_crop_size_replaces_the_hosts_224px_pipeline(tmp_path, monkeypatch):
+    import solo.data.classification_dataloader as host_loader
+    from torchvision import transforms
+
+    from frossl_plugin.custom_eval_transforms import apply_custom_eval_crop_size
+
+    monkeypatch.setattr(host_loader, "build_custom_pipeline", host_loader.build_custom_pipeline)
+    cfg = method_cfg(tmp_path)
+
+    def sizes(pipeline):
+        return [(type(t).__name__, getattr(t, "size", None)) for t in pipeline.transforms[:2]]
+
+    _, host_val = host_loader.prepare_transforms("custom")
+    assert sizes(host_val) == [("Resize", 256), ("CenterCrop", (224, 224))]
+
+    assert apply_custom_eval_crop_size(cfg) == 32
+    train, val = host_loader.prepare_transforms("custom")
+    assert sizes(val) == [("Resize", 32), ("CenterCrop", (32, 32))]
+    assert isinstance(train.transforms[0], transforms.RandomResizedCrop)
+    assert train.transforms[0].size == (32, 32)
+
+    cfg.data.eval_crop_size = 0
+    with pytest.raises(ValueError, match="eval_crop_size must be a positive integer, but found 0"):
+        apply_custom_eval_crop_size(cfg)
+    cfg.data.dataset = "cifar10"  # only custom folders are touched
+    assert apply_custom_eval_crop_size(cfg) is None
