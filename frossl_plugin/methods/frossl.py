@@ -20,6 +20,10 @@ _DEFAULT_METHOD_KWARGS = {
 
 
 class FroSSL(BaseMethod):
+    # every crop is a view of the loss, so any number of large crops works (read by hosts whose
+    # main_pretrain.py otherwise requires exactly 2 large crops)
+    supports_any_num_large_crops: bool = True
+
     def __init__(self, cfg: omegaconf.DictConfig):
         """Implements FroSSL (https://arxiv.org/abs/2310.02903).
 
@@ -76,7 +80,8 @@ class FroSSL(BaseMethod):
                 f"{sorted(_DEFAULT_METHOD_KWARGS)}."
             )
         for key, default in _DEFAULT_METHOD_KWARGS.items():
-            if omegaconf.OmegaConf.is_missing(cfg, f"method_kwargs.{key}"):
+            # is_missing takes a key of the node, not a dotted path
+            if omegaconf.OmegaConf.is_missing(cfg.method_kwargs, key):
                 raise ValueError(f"method_kwargs.{key} is missing (???); set it, e.g. {default}.")
             cfg.method_kwargs[key] = omegaconf_select(cfg, f"method_kwargs.{key}", default)
 
