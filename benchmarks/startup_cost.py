@@ -25,13 +25,17 @@ GOAL_MS = 2.0
 def importtime_ms() -> float:
     """Cumulative start-up import time of frossl_plugin modules in one ``python -c pass``."""
 
-    result = subprocess.run([sys.executable, "-X", "importtime", "-c", "pass"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "pass"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     total_us = 0
     for line in result.stderr.splitlines():
         if not line.startswith("import time:") or "|" not in line:
             continue
-        self_us, _, name = (part.strip() for part in line[len("import time:"):].split("|"))
+        self_us, _, name = (part.strip() for part in line[len("import time:") :].split("|"))
         if name.split(".")[0] == "frossl_plugin" and self_us.isdigit():
             total_us += int(self_us)
     return total_us / 1000.0
@@ -62,10 +66,19 @@ def main() -> None:
         ("whole `python -c pass`, for scale", f"{statistics.median(walls):.1f} ms"),
         ("goal", f"< {GOAL_MS} ms: {'met' if importtime < GOAL_MS else 'NOT met'}"),
     ]
-    header = (f"Machine: {platform.machine()}, {platform.processor() or 'unknown CPU'}, "
-              f"Python {platform.python_version()}; medians of {args.runs} runs each.")
-    table = "\n".join([header, "", "| measure | value |", "| --- | --- |",
-                       *(f"| {name} | {value} |" for name, value in rows)])
+    header = (
+        f"Machine: {platform.machine()}, {platform.processor() or 'unknown CPU'}, "
+        f"Python {platform.python_version()}; medians of {args.runs} runs each."
+    )
+    table = "\n".join(
+        [
+            header,
+            "",
+            "| measure | value |",
+            "| --- | --- |",
+            *(f"| {name} | {value} |" for name, value in rows),
+        ]
+    )
     print(table)
     if args.markdown:
         args.markdown.write_text(table + "\n")

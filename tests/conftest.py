@@ -65,8 +65,9 @@ def run_host_script(script: str, args: List[str], cwd: Path, timeout: int = 600)
     )
 
 
-def write_tiny_image_folder(root: Path, classes: int = 5, train_per_class: int = 8,
-                            val_per_class: int = 4, size: int = 32) -> Path:
+def write_tiny_image_folder(
+    root: Path, classes: int = 5, train_per_class: int = 8, val_per_class: int = 4, size: int = 32
+) -> Path:
     """Random-noise RGB PNGs in ``root/{train,val}/<class>/``; returns ``root``."""
 
     import numpy as np

@@ -12,9 +12,14 @@ from conftest import requires_host, run_host_script
 
 pytestmark = [requires_host, pytest.mark.slow]
 
-QUICK = ["max_epochs=1", "+limit_train_batches=3", "optimizer.batch_size=32",
-         "data.num_workers=0", "method_kwargs.proj_hidden_dim=128",
-         "method_kwargs.proj_output_dim=64"]
+QUICK = [
+    "max_epochs=1",
+    "+limit_train_batches=3",
+    "optimizer.batch_size=32",
+    "data.num_workers=0",
+    "method_kwargs.proj_hidden_dim=128",
+    "method_kwargs.proj_output_dim=64",
+]
 
 
 def data_overrides(demo_data):
@@ -43,8 +48,13 @@ def pretrained(tmp_path_factory, demo_data):
 def test_main_pretrain_trains_and_logs(pretrained):
     workdir, checkpoint_dir = pretrained
     logged, rows = read_metrics(workdir)
-    expected = {"train_frossl_loss_epoch", "train_frossl_invariance_epoch",
-                "train_frossl_regularization_epoch", "val_acc1", "val_knn_acc1"}
+    expected = {
+        "train_frossl_loss_epoch",
+        "train_frossl_invariance_epoch",
+        "train_frossl_regularization_epoch",
+        "val_acc1",
+        "val_knn_acc1",
+    }
     assert expected <= logged
     val_acc = [float(row["val_acc1"]) for row in rows if row.get("val_acc1")]
     assert all(0.0 <= acc <= 100.0 for acc in val_acc)
@@ -61,8 +71,14 @@ def test_main_linear_probes_the_checkpoint(pretrained, demo_data):
     before = set(workdir.glob("lightning_logs/version_*"))
     result = run_host_script(
         "main_linear.py",
-        ["--config-name", "frossl_demo_linear.yaml", "max_epochs=1", "+limit_train_batches=3",
-         "data.num_workers=0", *data_overrides(demo_data)],
+        [
+            "--config-name",
+            "frossl_demo_linear.yaml",
+            "max_epochs=1",
+            "+limit_train_batches=3",
+            "data.num_workers=0",
+            *data_overrides(demo_data),
+        ],
         cwd=workdir,
     )
     assert result.returncode == 0, result.stderr[-4000:]
@@ -75,9 +91,20 @@ def test_main_linear_probes_the_checkpoint(pretrained, demo_data):
 @pytest.mark.parametrize("script", ["main_knn.py", "main_umap.py"])
 def test_argparse_scripts_find_and_load_frossl(pretrained, demo_data, script):
     workdir, checkpoint_dir = pretrained
-    args = ["--pretrained_checkpoint_dir", str(checkpoint_dir), "--dataset", "custom",
-            "--train_data_path", str(demo_data / "train"), "--val_data_path",
-            str(demo_data / "val"), "--batch_size", "64", "--num_workers", "0"]
+    args = [
+        "--pretrained_checkpoint_dir",
+        str(checkpoint_dir),
+        "--dataset",
+        "custom",
+        "--train_data_path",
+        str(demo_data / "train"),
+        "--val_data_path",
+        str(demo_data / "val"),
+        "--batch_size",
+        "64",
+        "--num_workers",
+        "0",
+    ]
     result = run_host_script(script, args, cwd=workdir)
     if torch.cuda.is_available():
         assert result.returncode == 0, result.stderr[-4000:]

@@ -93,7 +93,8 @@ def _settings(cfg):
         "exclude_bias_n_norm": cfg.optimizer.kwargs.exclude_bias_n_norm,
         "classifier_lr": cfg.optimizer.classifier_lr,
         "scheduler": cfg.scheduler.name,
-        "batch": cfg.optimizer.batch_size * (len(cfg.devices) if not isinstance(cfg.devices, str) else 1),
+        "batch": cfg.optimizer.batch_size
+        * (len(cfg.devices) if not isinstance(cfg.devices, str) else 1),
         "epochs": cfg.max_epochs,
         "w": cfg.method_kwargs.invariance_weight,
         "crop": cfg.augmentations[0].crop_size,
@@ -103,12 +104,60 @@ def _settings(cfg):
 
 
 PAPER = {  # FROSSL.md: the official configs' settings
-    "frossl.yaml": dict(lr=0.3, epochs=1000, batch=256, w=1.0, crop=32, precision="32", dataset=("cifar10", "image_folder")),
-    "frossl_cifar100.yaml": dict(lr=0.3, epochs=1000, batch=256, w=1.0, crop=32, precision="32", dataset=("cifar100", "image_folder")),
-    "frossl_stl10.yaml": dict(lr=0.1, epochs=500, batch=256, w=1.4, crop=96, precision="16-mixed", dataset=("stl10", "image_folder")),
-    "frossl_tinyimagenet.yaml": dict(lr=0.3, epochs=800, batch=512, w=1.0, crop=64, precision="16-mixed", dataset=("custom", "image_folder")),
-    "frossl_imagenet100.yaml": dict(lr=0.3, epochs=400, batch=256, w=1.0, crop=224, precision="16-mixed", dataset=("imagenet100", "dali")),
-    "frossl_imagenet.yaml": dict(lr=0.3, epochs=100, batch=256, w=2.0, crop=224, precision="16-mixed", dataset=("imagenet", "dali")),
+    "frossl.yaml": dict(
+        lr=0.3,
+        epochs=1000,
+        batch=256,
+        w=1.0,
+        crop=32,
+        precision="32",
+        dataset=("cifar10", "image_folder"),
+    ),
+    "frossl_cifar100.yaml": dict(
+        lr=0.3,
+        epochs=1000,
+        batch=256,
+        w=1.0,
+        crop=32,
+        precision="32",
+        dataset=("cifar100", "image_folder"),
+    ),
+    "frossl_stl10.yaml": dict(
+        lr=0.1,
+        epochs=500,
+        batch=256,
+        w=1.4,
+        crop=96,
+        precision="16-mixed",
+        dataset=("stl10", "image_folder"),
+    ),
+    "frossl_tinyimagenet.yaml": dict(
+        lr=0.3,
+        epochs=800,
+        batch=512,
+        w=1.0,
+        crop=64,
+        precision="16-mixed",
+        dataset=("custom", "image_folder"),
+    ),
+    "frossl_imagenet100.yaml": dict(
+        lr=0.3,
+        epochs=400,
+        batch=256,
+        w=1.0,
+        crop=224,
+        precision="16-mixed",
+        dataset=("imagenet100", "dali"),
+    ),
+    "frossl_imagenet.yaml": dict(
+        lr=0.3,
+        epochs=100,
+        batch=256,
+        w=2.0,
+        crop=224,
+        precision="16-mixed",
+        dataset=("imagenet", "dali"),
+    ),
 }
 
 
@@ -137,15 +186,15 @@ def test_custom_folder_configs_evaluate_at_the_training_resolution():
         cfg = compose_config(name)
         assert cfg.data.dataset == "custom"
         assert cfg.data.eval_crop_size == cfg.augmentations[0].crop_size
-        linear = compose_config(name.replace(".yaml", "_linear.yaml"), ["pretrained_feature_extractor=x"])
+        linear = compose_config(
+            name.replace(".yaml", "_linear.yaml"), ["pretrained_feature_extractor=x"]
+        )
         assert linear.data.eval_crop_size == cfg.data.eval_crop_size
 
 
 def test_a_hydra_app_without_config_path_finds_the_configs(tmp_path):
     app = tmp_path / "app.py"
-    app.write_text(
-        textwrap.dedent(
-            """
+    app.write_text(textwrap.dedent("""
             import hydra
 
             @hydra.main(version_base="1.2")
@@ -153,13 +202,19 @@ def test_a_hydra_app_without_config_path_finds_the_configs(tmp_path):
                 print("METHOD", cfg.method, "CROPS", [a.crop_size for a in cfg.augmentations])
 
             main()
-            """
-        )
-    )
+            """))
     result = subprocess.run(
-        [sys.executable, str(app), "--config-name", "frossl_stl10_4views.yaml",
-         "~hydra.callbacks.frossl_plugin"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(app),
+            "--config-name",
+            "frossl_stl10_4views.yaml",
+            "~hydra.callbacks.frossl_plugin",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "METHOD frossl CROPS [96, 64]" in result.stdout

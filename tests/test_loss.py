@@ -178,7 +178,10 @@ def test_autocast_gradients_reach_low_precision_inputs():
         ([torch.randn(8, 4)], "at least 2 views, but found 1"),
         ([], "at least 2 views, but found 0"),
         (torch.randn(1, 8, 4), "at least 2 views, but found 1"),
-        ([torch.randn(8, 4), torch.randn(8, 5)], r"same N x D shape, but found \[\(8, 4\), \(8, 5\)\]"),
+        (
+            [torch.randn(8, 4), torch.randn(8, 5)],
+            r"same N x D shape, but found \[\(8, 4\), \(8, 5\)\]",
+        ),
         ([torch.randn(8, 4), torch.randn(7, 4)], r"same N x D shape"),
         ([torch.randn(8), torch.randn(8)], r"N x D tensor, but found shapes \[\(8,\), \(8,\)\]"),
         (torch.randn(8, 4), r"V x N x D tensor .* shape \(8, 4\)"),

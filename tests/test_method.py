@@ -98,11 +98,14 @@ def test_training_step_uses_every_crop_and_logs_the_terms(tmp_path, monkeypatch)
     assert seen["shapes"] == [(8, 32)] * 4
     assert seen["kwargs"] == {"invariance_weight": 1.0, "gather_across_devices": False}
     assert set(logged) == {
-        "train_frossl_loss", "train_frossl_invariance", "train_frossl_regularization"
+        "train_frossl_loss",
+        "train_frossl_invariance",
+        "train_frossl_regularization",
     }
     assert all(kw == {"on_epoch": True, "sync_dist": True} for _, kw in logged.values())
-    frossl_loss, invariance, regularization = (logged[f"train_frossl_{k}"][0] for k in
-                                               ("loss", "invariance", "regularization"))
+    frossl_loss, invariance, regularization = (
+        logged[f"train_frossl_{k}"][0] for k in ("loss", "invariance", "regularization")
+    )
     assert torch.allclose(frossl_loss, regularization + invariance)
     assert loss.dim() == 0 and torch.isfinite(loss) and not torch.equal(loss, frossl_loss)
 
@@ -124,8 +127,14 @@ def test_fast_dev_run(tmp_path):
             return index, crops, index % NUM_CLASSES
 
     batches = torch.utils.data.DataLoader(FakeCrops(), batch_size=8)
-    trainer = Trainer(fast_dev_run=True, accelerator="cpu", devices=1, logger=False,
-                      enable_progress_bar=False, enable_checkpointing=False)
+    trainer = Trainer(
+        fast_dev_run=True,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+    )
     before = model.projector[0].weight.detach().clone()
     trainer.fit(model, batches)
     assert not torch.equal(before, model.projector[0].weight)
@@ -139,16 +148,26 @@ def test_defaults_are_filled(tmp_path):
     cfg.method_kwargs = {}
     cfg = FroSSL.add_and_assert_specific_cfg(cfg)
     assert OmegaConf.to_container(cfg.method_kwargs) == {
-        "proj_hidden_dim": 2048, "proj_output_dim": 1024,
-        "invariance_weight": 1.0, "gather_across_devices": False,
+        "proj_hidden_dim": 2048,
+        "proj_output_dim": 1024,
+        "invariance_weight": 1.0,
+        "gather_across_devices": False,
     }
 
 
 def test_importing_the_method_registers_it(tmp_path):
-    code = ("from frossl_plugin.methods.frossl import FroSSL; from solo.methods import METHODS; "
-            "print(METHODS['frossl'] is FroSSL)")
-    result = subprocess.run([sys.executable, "-c", code], env=host_env(), cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300)
+    code = (
+        "from frossl_plugin.methods.frossl import FroSSL; from solo.methods import METHODS; "
+        "print(METHODS['frossl'] is FroSSL)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=host_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True" and "could not register" not in result.stderr
 

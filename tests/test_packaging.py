@@ -16,25 +16,48 @@ def wheel_files(tmp_path_factory):
     if not (REPO / "setup.cfg").is_file():
         pytest.skip("not run from a source checkout")
     source = tmp_path_factory.mktemp("source")
-    shutil.copytree(REPO, source, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", ".venv"))
+    shutil.copytree(
+        REPO,
+        source,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", ".venv"),
+    )
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(out), str(source)],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     (wheel,) = out.glob("frossl_plugin-*.whl")
     with zipfile.ZipFile(wheel) as archive:
-        return {"name": wheel.name, "files": set(archive.namelist()),
-                "metadata": archive.read(next(n for n in archive.namelist()
-                                              if n.endswith(".dist-info/METADATA"))).decode(),
-                "entry_points": archive.read(next(n for n in archive.namelist()
-                                                  if n.endswith(".dist-info/entry_points.txt"))).decode()}
+        return {
+            "name": wheel.name,
+            "files": set(archive.namelist()),
+            "metadata": archive.read(
+                next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+            ).decode(),
+            "entry_points": archive.read(
+                next(n for n in archive.namelist() if n.endswith(".dist-info/entry_points.txt"))
+            ).decode(),
+        }
 
 
 def test_wheel_holds_every_config(wheel_files):
-    configs = {p.relative_to(REPO / "configs").as_posix() for p in (REPO / "configs").rglob("*.yaml")}
+    configs = {
+        p.relative_to(REPO / "configs").as_posix() for p in (REPO / "configs").rglob("*.yaml")
+    }
     assert configs, "no configs in the checkout"
     for config in configs:
         assert f"frossl_plugin/configs/{config}" in wheel_files["files"]

@@ -19,8 +19,9 @@ requires_hook = pytest.mark.skipif(
 
 
 def python(code, env=None, cwd=None):
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+    )
 
 
 def test_importing_the_package_is_light():
@@ -35,8 +36,10 @@ def test_importing_the_package_is_light():
 
 @requires_hook
 def test_startup_hook_imports_nothing_heavy():
-    result = python("import sys; print(sorted(m for m in sys.modules if 'frossl' in m or "
-                    "m.split('.')[0] in {'torch', 'hydra', 'solo', 'numpy'}))")
+    result = python(
+        "import sys; print(sorted(m for m in sys.modules if 'frossl' in m or "
+        "m.split('.')[0] in {'torch', 'hydra', 'solo', 'numpy'}))"
+    )
     assert result.stdout.strip() == "['frossl_plugin', 'frossl_plugin._import_hook']"
 
 
