@@ -3,6 +3,9 @@
 import argparse
 from typing import List, Optional
 
+from frossl_plugin.compare.command import add_compare
+from frossl_plugin.upstream.command import add_export_upstream
+
 
 def _run_demo_data(args: argparse.Namespace) -> int:
     from frossl_plugin.demo_data import write_digits_image_folder
@@ -30,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frossl-plugin", description="FroSSL for solo-learn.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # each adder defines one subcommand; its module imports only the standard library at top
-    for add_subcommand in (_add_demo_data,):
+    for add_subcommand in (_add_demo_data, add_compare, add_export_upstream):
         add_subcommand(commands)
     return parser
 

@@ -85,4 +85,12 @@ def test_wheel_metadata(wheel_files):
     assert names == {"torch", "torchvision", "lightning", "hydra-core", "omegaconf", "timm"}
     for extra in ("dali", "test"):
         assert f"Provides-Extra: {extra}" in metadata
-    assert "frossl-plugin = frossl_plugin.cli:main" in wheel_files["entry_points"]
+    entry_points = wheel_files["entry_points"]
+    assert "frossl-plugin = frossl_plugin.cli:main" in entry_points
+    assert "[solo.methods]\nfrossl = frossl_plugin.methods.frossl:FroSSL" in entry_points
+
+
+def test_wheel_holds_the_upstream_export_templates(wheel_files):
+    templates = {f for f in wheel_files["files"] if f.startswith("frossl_plugin/upstream/templates/")}
+    assert "frossl_plugin/upstream/templates/frossl_pr.md.tmpl" in templates
+    assert len(templates) >= 5
