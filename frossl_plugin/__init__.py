@@ -10,7 +10,8 @@ METHOD_NAME = "frossl"
 
 
 def register() -> None:
-    """Adds FroSSL to the host's method registry, ``solo.methods.METHODS``, in place.
+    """Adds FroSSL to the host's method registry, ``solo.methods.METHODS``, in place, and lets
+    the host's backbone table resolve ``timm/<model>`` names (frossl_plugin/backbones.py).
 
     Idempotent. Warns if another class already holds the name ``"frossl"`` and replaces it.
 
@@ -18,9 +19,11 @@ def register() -> None:
         ImportError: if solo-learn cannot be imported.
     """
 
+    from frossl_plugin.backbones import install_timm_backbone_table
     from frossl_plugin.registration import register_methods
 
     register_methods()
+    install_timm_backbone_table()
 
 
 __all__ = ["METHOD_NAME", "__version__", "register"]

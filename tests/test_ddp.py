@@ -1,0 +1,164 @@
+"""FroSSL's ``gather_across_devices`` under a real 2-process Lightning ``ddp`` run on CPU (gloo).
+
+tests/ddp_frossl_run.py trains under ``strategy="ddp"`` with 2 CPU processes and, for reference,
+in a single process on the same global batch; the loss, the all-reduced gradients and the updated
+weights must agree. Without gathering, each rank's loss is the loss of its local half, which
+differs: the comparison can fail.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import host_env, requires_host
+
+SCRIPT = Path(__file__).resolve().parent / "ddp_frossl_run.py"
+GLOBAL_BATCH = 16
+
+
+def run_ddp_script(out: Path, mode: str, devices: int, gather: bool, env=None) -> list:
+    """Runs the script and returns the per-rank results, ordered by rank."""
+
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            f"--mode={mode}",
+            f"--devices={devices}",
+            f"--gather={int(gather)}",
+            f"--global-batch={GLOBAL_BATCH}",
+            f"--out={out}",
+        ],
+        cwd=out.parent,
+        env=env or host_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    results = [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(devices)]
+    assert [r["world_size"] for r in results] == [devices] * devices
+    return results
+
+
+@pytest.fixture(scope="module")
+def toy_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ddp_toy")
+    return {
+        "single": run_ddp_script(root / "single", "toy", 1, gather=True)[0],
+        "ddp_gather": run_ddp_script(root / "ddp_gather", "toy", 2, gather=True),
+        "ddp_local": run_ddp_script(root / "ddp_local", "toy", 2, gather=False),
+    }
+
+
+@pytest.mark.slow
+def test_ddp_gathered_loss_equals_single_process_global_batch(toy_runs):
+    single = toy_runs["single"]["losses"]
+    assert single.shape == (2,)
+    for step, indexes in enumerate(toy_runs["single"]["indexes"]):  # same global batches
+        per_rank = [rank["indexes"][step] for rank in toy_runs["ddp_gather"]]
+        assert all(len(part) == GLOBAL_BATCH // 2 for part in per_rank)
+        assert torch.equal(torch.cat(per_rank).sort().values, indexes)
+    for rank_result in toy_runs["ddp_gather"]:
+        torch.testing.assert_close(rank_result["losses"], single, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_ddp_gathered_gradients_and_weights_equal_single_process(toy_runs):
+    single = toy_runs["single"]
+    for rank_result in toy_runs["ddp_gather"]:
+        assert rank_result["first_grads"].keys() == single["first_grads"].keys()
+        for name, grad in single["first_grads"].items():
+            assert grad.abs().max() > 0, name
+            torch.testing.assert_close(rank_result["first_grads"][name], grad, rtol=1e-4, atol=1e-6)
+        for name, weight in single["weights"].items():
+            torch.testing.assert_close(rank_result["weights"][name], weight, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_ddp_without_gathering_uses_the_local_batch(toy_runs):
+    """Each rank's first loss is the loss of its own half of the global batch, not the global."""
+
+    import lightning.pytorch as pl
+    from ddp_frossl_run import IN_DIM, NUM_CLASSES, NUM_STEPS, ToyFroSSL
+    from method_cfg import TwoViewDataset
+
+    from frossl_plugin.losses.frossl import frossl_loss_func
+
+    single = toy_runs["single"]
+    ranks = toy_runs["ddp_local"]
+    dataset = TwoViewDataset(NUM_STEPS * GLOBAL_BATCH, (IN_DIM,), NUM_CLASSES)
+    pl.seed_everything(0, workers=True)  # the script's initialization
+    model = ToyFroSSL(gather=False)
+    for rank, result in enumerate(ranks):
+        indexes = torch.arange(rank, GLOBAL_BATCH, 2)  # DistributedSampler, no shuffling
+        views = dataset.views[:, indexes]
+        with torch.no_grad():
+            z = torch.stack([model.encoder(views[0]), model.encoder(views[1])])
+            local_loss, _, _ = frossl_loss_func(z)
+        torch.testing.assert_close(result["losses"][0], local_loss, rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(result["losses"][0], single["losses"][0], rtol=1e-3)
+
+
+@requires_host
+@pytest.mark.slow
+def test_ddp_frossl_method_gathers_the_global_batch(tmp_path):
+    """The FroSSL method under 2-process ddp with ``gather_across_devices``: both ranks' loss is
+    the loss of the two ranks' embeddings concatenated, not that of their own half."""
+
+    from frossl_plugin.losses.frossl import frossl_loss_func
+
+    ranks = run_ddp_script(tmp_path / "method", "method", 2, gather=True)
+    for step in range(2):
+        per_rank = [r["records"][step] for r in ranks]
+        global_z = [
+            torch.cat([rank["z"][view] for rank in per_rank]) for view in range(2)
+        ]  # 2 views of (GLOBAL_BATCH, D)
+        assert global_z[0].shape[0] == GLOBAL_BATCH
+        global_loss, _, _ = frossl_loss_func(global_z)
+        for record in per_rank:
+            local_loss, _, _ = frossl_loss_func(record["z"])
+            torch.testing.assert_close(record["loss"], global_loss, rtol=1e-5, atol=1e-5)
+            assert not torch.allclose(record["loss"], local_loss, rtol=1e-3)
+
+
+@requires_host
+@pytest.mark.slow
+def test_unmodified_main_pretrain_runs_frossl_under_the_hosts_ddp_strategy(tmp_path, demo_data):
+    """The host's own ``strategy: ddp`` (its DDPStrategy) with 2 CPU processes and gathering.
+
+    On CPU, ``devices`` must be a string and SyncBatchNorm is unavailable, so this run sets
+    ``sync_batchnorm=false``; GPU runs keep the configs' ``sync_batchnorm: true``.
+    """
+
+    from conftest import run_host_script
+
+    result = run_host_script(
+        "main_pretrain.py",
+        [
+            "--config-name=frossl_demo.yaml",
+            f"data.train_path={demo_data / 'train'}",
+            f"data.val_path={demo_data / 'val'}",
+            "data.num_workers=0",
+            "optimizer.batch_size=16",
+            "max_epochs=1",
+            "++limit_train_batches=2",
+            "++limit_val_batches=2",
+            "knn_eval.enabled=false",
+            "accelerator=cpu",
+            "devices='2'",
+            "strategy=ddp",
+            "sync_batchnorm=false",
+            "method_kwargs.gather_across_devices=true",
+            f"checkpoint.dir={tmp_path / 'models'}",
+            "hydra/job_logging=default",  # shows Lightning's per-rank start-up lines
+        ],
+        cwd=tmp_path,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in output, output[-3000:]
+    (ckpt,) = (tmp_path / "models" / "frossl").rglob("*.ckpt")
+    assert torch.load(ckpt, weights_only=False)["global_step"] == 2
