@@ -30,14 +30,19 @@ def last_checkpoint(directory: str) -> str:
 
 
 class FroSSLPluginCallback(Callback):
-    """Registers FroSSL in the host, adds the ``${frossl_last_checkpoint:DIR}`` resolver and
-    applies ``data.eval_crop_size`` for custom image folders."""
+    """Registers FroSSL in the host, adds the ``${frossl_last_checkpoint:DIR}`` resolver,
+    applies ``data.eval_crop_size`` for custom image folders and switches on the Lightning
+    callbacks enabled in the config (frossl_plugin/callbacks/from_config.py)."""
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         from frossl_plugin import register
+        from frossl_plugin.backbones import register_configured_backbone
+        from frossl_plugin.callbacks.from_config import activate as activate_trainer_callbacks
         from frossl_plugin.custom_eval_transforms import apply_custom_eval_crop_size
 
         if not OmegaConf.has_resolver(LAST_CHECKPOINT_RESOLVER):
             OmegaConf.register_new_resolver(LAST_CHECKPOINT_RESOLVER, last_checkpoint)
         register()
+        register_configured_backbone(config)  # backbone.name: timm/<model>, checked early
         apply_custom_eval_crop_size(config)
+        activate_trainer_callbacks(config)  # epoch_stats / spectrum_monitor, when enabled

@@ -1,0 +1,203 @@
+"""Host training-step time of FroSSL against Barlow Twins and VICReg (goal: ratio <= 1.02).
+
+Every method is the host's own class from ``solo.methods.METHODS`` (FroSSL registered by the
+plugin), built from the same plugin config (``frossl.yaml``: CIFAR-10, ResNet-18 with the CIFAR
+stem, LARS) completed by the host's ``parse_cfg``; only ``method`` and ``method_kwargs`` differ.
+Each method's settings are the host's recommended ones (``scripts/pretrain/cifar``) and FroSSL's
+the plugin's. A second FroSSL variant with a 2048-d output (Barlow's and VICReg's size) separates
+the effect of the loss from that of the projector's size.
+
+One step is what the Trainer runs per batch: the method's ``training_step`` on the same two
+views of the same synthetic batch, ``backward`` and the optimizer built by the host's
+``configure_optimizers`` (scheduler off). Lightning's own per-step work, identical for all
+methods, is left out. Steps of the methods are interleaved, ``--warmup`` rounds are untimed and
+the median of ``--repeats`` rounds is reported. On CUDA each step is synchronized before and
+after timing, and ``--precision bf16`` runs it under bf16 autocast, as Lightning's
+``bf16-mixed`` does.
+
+Usage::
+
+    SOLO_LEARN_PATH=<solo-learn> python benchmarks/step_overhead.py --device cpu --batch-size 64
+"""
+
+import argparse
+import copy
+import datetime
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import torch
+
+
+def host_root() -> Path:
+    from frossl_plugin.compare.runner import find_host
+
+    root = find_host(os.environ.get("SOLO_LEARN_PATH"))
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return root
+
+
+def build_models(batch_size: int, crop: int, device: torch.device, variants: List[str]):
+    """name -> (model, optimizer), all from one config; see the module docstring."""
+
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    root = host_root()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from solo.args.pretrain import parse_cfg
+        from solo.methods import METHODS
+
+        from frossl_plugin import register
+        from frossl_plugin.compare.method_settings import method_settings
+
+        register()
+    with initialize_config_module(config_module="frossl_plugin.configs", version_base="1.2"):
+        base = compose(config_name="frossl")
+    OmegaConf.set_struct(base, False)
+    base.optimizer.batch_size = batch_size
+    for aug in base.augmentations:
+        aug.crop_size = crop
+    base.scheduler.name = "none"
+    base.knn_eval.enabled = False
+    base.data.train_path = base.data.val_path = "unused"
+    models = {}
+    for variant in variants:
+        method, _, size = variant.partition("@")
+        cfg = copy.deepcopy(base)
+        cfg.method = method
+        if method != "frossl":
+            cfg.method_kwargs = method_settings(root, "cifar10", method)["method_kwargs"]
+        if size:
+            cfg.method_kwargs.proj_output_dim = int(size)
+        cfg = parse_cfg(cfg)
+        torch.manual_seed(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = METHODS[method](cfg)
+            model = model.to(device=device, memory_format=torch.channels_last)
+            optimizer = model.configure_optimizers()
+        if isinstance(optimizer, (list, tuple)):
+            optimizer = optimizer[0][0] if isinstance(optimizer[0], list) else optimizer[0]
+        model.train()
+        models[variant] = (model, optimizer)
+    return models
+
+
+def step(model, optimizer, batch, device: torch.device, bf16: bool) -> float:
+    """Seconds of one training step."""
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+        out = model.training_step(batch, 0)
+    loss = out["loss"] if isinstance(out, dict) else out
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def measure(models, batch_size, crop, device, repeats, warmup, bf16) -> Dict[str, List[float]]:
+    generator = torch.Generator().manual_seed(0)
+    views = [
+        torch.randn(batch_size, 3, crop, crop, generator=generator)
+        .to(device)
+        .contiguous(memory_format=torch.channels_last)
+        for _ in range(2)
+    ]
+    targets = torch.randint(0, 10, (batch_size,), generator=generator).to(device)
+    batch = [torch.arange(batch_size, device=device), views, targets]
+    times: Dict[str, List[float]] = {name: [] for name in models}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # self.log outside a Trainer warns once per call
+        for round_index in range(warmup + repeats):
+            for name, (model, optimizer) in models.items():
+                seconds = step(model, optimizer, batch, device, bf16)
+                if round_index >= warmup:
+                    times[name].append(seconds)
+    return times
+
+
+def machine(device: torch.device) -> str:
+    parts = [platform.platform(), platform.processor() or platform.machine()]
+    parts.append(f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads")
+    if device.type == "cuda":
+        parts.append(torch.cuda.get_device_name(device))
+    parts.append(f"torch {torch.__version__}")
+    return "; ".join(parts)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per view (64)")
+    parser.add_argument("--crop", type=int, default=32, help="crop size (32)")
+    parser.add_argument("--repeats", type=int, default=10, help="timed rounds (10)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds (2)")
+    parser.add_argument("--precision", choices=("32", "bf16"), default="32")
+    parser.add_argument(
+        "--no-equal-projector", action="store_true", help="skip FroSSL with a 2048-d output"
+    )
+    parser.add_argument("--out", default="step_overhead.md", help="Markdown table")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    device = torch.device(args.device)
+    variants = ["frossl", "barlow_twins", "vicreg"]
+    if not args.no_equal_projector:
+        variants.insert(1, "frossl@2048")
+    models = build_models(args.batch_size, args.crop, device, variants)
+    bf16 = args.precision == "bf16"
+    times = measure(models, args.batch_size, args.crop, device, args.repeats, args.warmup, bf16)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    command = "python benchmarks/step_overhead.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    header = (
+        f"Host training step (training_step + backward + optimizer) on {device.type}, "
+        f"precision {args.precision}, ResNet-18 (CIFAR stem), 2 views of {args.batch_size} x "
+        f"{args.crop} px; median of {args.repeats} interleaved rounds after {args.warmup} "
+        f"warm-up rounds; machine: {machine(device)}; {when}; command: {command}"
+    )
+    labels = {
+        "frossl": "FroSSL (plugin config: 2048-2048-1024 projector)",
+        "frossl@2048": "FroSSL with a 2048-d output",
+        "barlow_twins": "Barlow Twins (host cifar config: 2048-2048-2048)",
+        "vicreg": "VICReg (host cifar config: 2048-2048-2048)",
+    }
+    columns = "| method | median step (ms) | min (ms) | max (ms) | / Barlow Twins | / VICReg |"
+    lines = [header, "", columns, "| --- | --- | --- | --- | --- | --- |"]
+    for name in variants:
+        lines.append(
+            f"| {labels[name]} | {medians[name] * 1000:.1f} | {min(times[name]) * 1000:.1f} | "
+            f"{max(times[name]) * 1000:.1f} | {medians[name] / medians['barlow_twins']:.3f} | "
+            f"{medians[name] / medians['vicreg']:.3f} |"
+        )
+    table = "\n".join(lines) + "\n"
+    print(table)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(table)
+    worst = max(medians["frossl"] / medians["barlow_twins"], medians["frossl"] / medians["vicreg"])
+    print(f"goal 'FroSSL / baseline <= 1.02': {'met' if worst <= 1.02 else 'missed'} ({worst:.3f})")
+    print(f"table written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,146 @@
+"""Per-epoch timing, throughput, peak memory and logged metrics of a Lightning run."""
+
+import json
+import resource
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+
+def batch_num_samples(batch: Any) -> int:
+    """Samples in one training batch of the host.
+
+    The host's pretraining batches are ``[indexes, [crop_1, ..., crop_C], targets]``; each sample
+    counts once, whatever its number of crops. A plain tensor counts its first dimension.
+    """
+
+    if isinstance(batch, torch.Tensor):
+        return int(batch.size(0))
+    if isinstance(batch, (list, tuple)) and batch:
+        for item in batch:
+            if isinstance(item, torch.Tensor) and item.dim() >= 1:
+                return int(item.size(0))
+            if isinstance(item, (list, tuple)) and item and isinstance(item[0], torch.Tensor):
+                return int(item[0].size(0))
+    if isinstance(batch, dict) and batch:
+        return batch_num_samples(list(batch.values()))
+    raise ValueError(f"Cannot tell the number of samples of a batch of type {type(batch)}.")
+
+
+def _scalar_metrics(metrics: Dict[str, Any]) -> Dict[str, float]:
+    scalars = {}
+    for key, value in metrics.items():
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            scalars[key] = float(value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            scalars[key] = float(value)
+    return dict(sorted(scalars.items()))
+
+
+class EpochStats(Callback):
+    """Appends one JSON line per training epoch to ``path`` (global rank 0 only).
+
+    Each line holds:
+
+    - ``epoch``: epochs completed (1 for the first);
+    - ``wall_time_s``: seconds since the fit started (sanity check, training, validation and
+      checkpointing included), measured at the end of the epoch;
+    - ``train_time_s``: seconds of the training batches of the epoch (from the epoch start to
+      the start of its validation, or to its end when it has none); ``val_time_s``;
+    - ``steps``, ``samples`` (summed over processes), ``images_per_s`` = samples /
+      train_time_s, and ``step_time_s`` = train_time_s / steps (data loading included);
+    - ``peak_memory_mib`` with ``memory_kind``: on CUDA ``torch.cuda.max_memory_allocated`` during
+      the epoch (``cuda_max_allocated``), else the process' peak resident set size so far
+      (``cpu_peak_rss``, main process only, data-loader workers excluded);
+    - ``metrics``: every scalar in ``trainer.callback_metrics`` at the end of the epoch (online
+      ``val_acc1``, ``val_knn_acc1``, ``train_<method>_loss_epoch``, ...).
+
+    On CUDA the callback synchronizes the device twice per epoch (at the end of the training
+    batches and at the end of the epoch), never per step.
+
+    Args:
+        path (str): JSON-lines file; relative paths are relative to the working directory.
+    """
+
+    def __init__(self, path: str = "epoch_stats.jsonl"):
+        super().__init__()
+        self.path = Path(path)
+        self._fit_start: Optional[float] = None
+        self._epoch_start = 0.0
+        self._train_end: Optional[float] = None
+        self._val_start: Optional[float] = None
+        self._val_time = 0.0
+        self._steps = 0
+        self._samples = 0
+
+    @staticmethod
+    def _now(pl_module: LightningModule) -> float:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+        return time.perf_counter()
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._fit_start = time.perf_counter()
+        if trainer.is_global_zero:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if pl_module.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(pl_module.device)
+        self._epoch_start = self._now(pl_module)
+        self._train_end = None
+        self._val_time = 0.0
+        self._steps = 0
+        self._samples = 0
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, idx: int
+    ) -> None:
+        self._steps += 1
+        self._samples += batch_num_samples(batch)
+
+    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        self._val_start = self._now(pl_module)
+        if self._train_end is None:
+            self._train_end = self._val_start
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking or self._val_start is None:
+            return
+        self._val_time += self._now(pl_module) - self._val_start
+        self._val_start = None
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        now = self._now(pl_module)
+        if not trainer.is_global_zero:
+            return
+        train_end = self._train_end if self._train_end is not None else now
+        train_time = max(train_end - self._epoch_start, 1e-9)
+        samples = self._samples * trainer.world_size
+        if pl_module.device.type == "cuda":
+            memory_kind = "cuda_max_allocated"
+            peak_mib = torch.cuda.max_memory_allocated(pl_module.device) / 2**20
+        else:
+            memory_kind = "cpu_peak_rss"
+            peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        record = {
+            "epoch": trainer.current_epoch + 1,
+            "wall_time_s": now - (self._fit_start or self._epoch_start),
+            "train_time_s": train_time,
+            "val_time_s": self._val_time,
+            "steps": self._steps,
+            "samples": samples,
+            "images_per_s": samples / train_time,
+            "step_time_s": train_time / max(self._steps, 1),
+            "peak_memory_mib": peak_mib,
+            "memory_kind": memory_kind,
+            "world_size": trainer.world_size,
+            "metrics": _scalar_metrics(trainer.callback_metrics),
+        }
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")

@@ -1,0 +1,105 @@
+"""PNG plots of spectra and comparisons (needs matplotlib: pip install 'frossl-plugin[compare]')."""
+
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+
+def plot_spectra(records: List[dict], path, title: str = "") -> Path:
+    """Normalised covariance spectra (eigenvalue / sum, log scale, largest first) per epoch, one
+    panel per layer, plus RankMe over epochs; written to ``path``.
+
+    Args:
+        records (List[dict]): records of a ``spectra.jsonl`` (``epoch``, ``layer``,
+            ``eigenvalues``, ``rankme``).
+        path: PNG file to write.
+        title (str): figure title (e.g. the method).
+    """
+
+    layers = sorted({r["layer"] for r in records}, key=lambda name: name != "backbone")
+    fig, axes = plt.subplots(1, len(layers) + 1, figsize=(5 * (len(layers) + 1), 4), squeeze=False)
+    epochs = sorted({r["epoch"] for r in records})
+    cmap = plt.get_cmap("viridis")
+    for ax, layer in zip(axes[0], layers):
+        for record in (r for r in records if r["layer"] == layer):
+            values = [v for v in record["eigenvalues"]]
+            total = sum(values)
+            if total <= 0:
+                continue
+            shown = [v / total for v in values if v / total > 1e-12]
+            colour = cmap(epochs.index(record["epoch"]) / max(len(epochs) - 1, 1))
+            ax.semilogy(
+                range(1, len(shown) + 1), shown, color=colour, label=f"epoch {record['epoch']}"
+            )
+        ax.set_title(f"{layer} covariance spectrum")
+        ax.set_xlabel("eigenvalue index")
+        ax.set_ylabel("eigenvalue / sum")
+        if len(epochs) <= 8:
+            ax.legend(fontsize=7)
+    ax = axes[0][-1]
+    for layer in layers:
+        points = sorted((r["epoch"], r["rankme"]) for r in records if r["layer"] == layer)
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=layer)
+    ax.set_title("RankMe effective rank")
+    ax.set_xlabel("epoch (0 = before training)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_curves(
+    series: Dict[str, Dict[str, Sequence[float]]],
+    x_key: str,
+    panels: Sequence[tuple],
+    path,
+    title: str = "",
+    target: Optional[float] = None,
+) -> Path:
+    """One panel per ``(y_key, label)`` in ``panels``, one line per method.
+
+    Args:
+        series: ``{method: {column: values}}``; NaN values are skipped.
+        x_key (str): column for the x axis.
+        panels: ``[(y_key, y_label), ...]``.
+        path: PNG file to write.
+        title (str): figure title.
+        target (Optional[float]): horizontal line drawn on panels whose key ends with ``acc1``.
+    """
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for ax, (y_key, y_label) in zip(axes[0], panels):
+        for method, columns in series.items():
+            pairs = [
+                (x, y)
+                for x, y in zip(columns.get(x_key, []), columns.get(y_key, []))
+                if x == x and y == y  # drop NaN
+            ]
+            if pairs:
+                ax.plot([p[0] for p in pairs], [p[1] for p in pairs], marker="o", label=method)
+        if target is not None and y_key.endswith("acc1"):
+            ax.axhline(target, color="grey", linestyle="--", linewidth=1, label="target")
+        ax.set_xlabel(x_key.replace("_", " "))
+        if x_key == "epoch":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(y_label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

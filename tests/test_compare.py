@@ -1,0 +1,273 @@
+"""``frossl-plugin compare``: settings, configs, summary arithmetic, and a real CPU comparison
+through the unmodified host on the demo digits."""
+
+import csv
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import HOST_PATH, host_env, requires_host
+
+from frossl_plugin.compare import report
+from frossl_plugin.compare.method_settings import DEFAULT_SETTINGS, method_settings
+from frossl_plugin.compare.run_config import (
+    SharedSettings,
+    compose_shared,
+    config_yaml,
+    method_config,
+    parse_method_overrides,
+)
+
+# --- method settings --------------------------------------------------------------------------
+
+
+@requires_host
+def test_host_recommended_settings_are_read_from_the_host_config():
+    from omegaconf import OmegaConf
+
+    settings = method_settings(HOST_PATH, "cifar10", "barlow_twins")
+    host_file = OmegaConf.load(HOST_PATH / "scripts/pretrain/cifar/barlow.yaml")
+    assert settings["source"] == "host scripts/pretrain/cifar/barlow.yaml"
+    assert settings["method_kwargs"] == OmegaConf.to_container(host_file.method_kwargs)
+    byol = method_settings(HOST_PATH, "cifar100", "byol")
+    assert byol["momentum"] == OmegaConf.to_container(
+        OmegaConf.load(HOST_PATH / "scripts/pretrain/cifar/byol.yaml").momentum
+    )
+
+
+def test_documented_defaults_where_the_host_has_none():
+    settings = method_settings(None, "stl10", "vicreg")
+    assert settings["method_kwargs"] == DEFAULT_SETTINGS["vicreg"]["method_kwargs"]
+    assert settings["source"].startswith("plugin default")
+    with pytest.raises(ValueError, match="No settings known for method 'nosuch'"):
+        method_settings(None, "stl10", "nosuch")
+
+
+def test_method_override_parsing():
+    parsed = parse_method_overrides(
+        ["barlow_twins:method_kwargs.scale_loss=0.05", "vicreg:optimizer.lr=0.2"]
+    )
+    assert parsed == {
+        "barlow_twins": [("method_kwargs.scale_loss", 0.05)],
+        "vicreg": [("optimizer.lr", 0.2)],
+    }
+    for bad in ["barlow_twins", "barlow_twins:scale_loss", ":x=1"]:
+        with pytest.raises(ValueError, match="METHOD:KEY=VALUE"):
+            parse_method_overrides([bad])
+
+
+# --- configs ----------------------------------------------------------------------------------
+
+
+def test_methods_share_everything_but_their_own_settings(tmp_path, demo_data):
+    shared = SharedSettings(
+        data=str(demo_data),
+        epochs=3,
+        batch_size=32,
+        num_workers=0,
+        augmentations="demo_digits",
+        limit_train_batches=2,
+    )
+    cfg, base = compose_shared(shared, tmp_path)
+    assert base == "frossl_custom"
+    assert cfg.data.dataset == "custom" and cfg.data.eval_crop_size == 32
+    assert cfg.data.train_path == str(demo_data.resolve() / "train")
+    assert cfg.epoch_stats.enabled and cfg.spectrum_monitor.enabled
+    configs = {}
+    for method in ("frossl", "barlow_twins", "vicreg"):
+        method_cfg, _ = method_config(cfg, method, None, [], base)
+        text = config_yaml(method_cfg, f"{method} run")
+        configs[method] = yaml.safe_load(text)
+    barlow_defaults = DEFAULT_SETTINGS["barlow_twins"]["method_kwargs"]
+    assert configs["barlow_twins"]["method_kwargs"] == barlow_defaults
+    assert configs["frossl"]["method_kwargs"]["invariance_weight"] == 1.0
+    own = {"method", "method_kwargs", "momentum"}
+    for method, config in configs.items():
+        assert config["method"] == method
+        assert config["hydra"]["callbacks"]["frossl_plugin"]["_target_"].endswith(
+            "FroSSLPluginCallback"
+        )
+        for key in set(config) - own:
+            assert config[key] == configs["frossl"][key], (method, key)
+    assert configs["frossl"]["max_epochs"] == 3 and configs["frossl"]["limit_train_batches"] == 2
+
+
+def test_folder_without_val_is_refused(tmp_path):
+    (tmp_path / "train" / "a").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"missing \['val'\]"):
+        compose_shared(SharedSettings(data=str(tmp_path), epochs=1), tmp_path)
+
+
+# --- summary arithmetic -----------------------------------------------------------------------
+
+
+def _rows(method, accs, times, step_times):
+    return [
+        {
+            "method": method,
+            "epoch": i + 1,
+            "online_acc1": a,
+            "knn_acc1": a - 5,
+            "wall_time_s": float(t),
+            "step_time_s": s,
+            "images_per_s": 100.0 / s,
+            "peak_memory_mib": 10.0 * (i + 1),
+            "memory_kind": "cpu_peak_rss",
+            "rankme_projector": 3.0,
+        }
+        for i, (a, t, s) in enumerate(zip(accs, times, step_times))
+    ]
+
+
+def test_summary_target_epochs_time_and_ratios():
+    rows = {
+        "frossl": _rows("frossl", [20, 50, 70, 80], [10, 20, 30, 40], [9.0, 1.0, 1.0, 1.0]),
+        "barlow_twins": _rows(
+            "barlow_twins", [10, 30, 60, 75], [12, 24, 36, 48], [9.0, 1.2, 1.2, 1.2]
+        ),
+    }
+    summary = report.summarize(rows, target=None, target_fraction=0.75)
+    assert summary["target"] == pytest.approx(60.0)  # 0.75 x best final (80)
+    frossl, barlow = summary["methods"]["frossl"], summary["methods"]["barlow_twins"]
+    assert (frossl["epochs_to_target"], frossl["time_to_target_s"]) == (3, 30)
+    assert (barlow["epochs_to_target"], barlow["time_to_target_s"]) == (3, 36)
+    assert frossl["mean_step_time_s"] == pytest.approx(1.0)  # first epoch left out
+    assert barlow["mean_step_time_s"] == pytest.approx(1.2)
+    assert frossl["peak_memory_mib"] == 40.0
+    fixed = report.summarize(rows, target=65.0, target_fraction=0.75)
+    assert fixed["methods"]["frossl"]["epochs_to_target"] == 3
+    assert fixed["methods"]["barlow_twins"]["epochs_to_target"] == 4
+    unreachable = report.summarize(rows, target=99.0, target_fraction=0.9)
+    assert unreachable["methods"]["frossl"]["epochs_to_target"] is None
+    table = report.summary_markdown(fixed, {"data": "x"}, {})
+    barlow_row = [line for line in table.splitlines() if line.startswith("| barlow_twins")][0]
+    cells = [cell.strip() for cell in barlow_row.strip("|").split("|")]
+    assert cells[4] == "4" and cells[5] == "48.0" and cells[6] == "1200.0"
+    assert cells[9:] == ["1.33", "1.60", "1.20"]  # 4/3, 48/30, 1.2/1.0
+    assert "target: online linear top-1 >= 65.00 %" in table
+
+
+def test_loss_metric_lookup():
+    assert report.loss_metric_of("barlow_twins", {"train_barlow_loss_epoch": 1.0}) == (
+        "train_barlow_loss_epoch"
+    )
+    metrics = {"train_class_loss_epoch": 1.0, "train_acc1_epoch": 1.0, "train_swav_loss_epoch": 2}
+    assert report.loss_metric_of("swav", metrics) == "train_swav_loss_epoch"
+
+
+# --- a real comparison through the host ---------------------------------------------------------
+
+
+def _small_digits(demo_data: Path, root: Path, train_per_class: int, val_per_class: int) -> Path:
+    for split, count in (("train", train_per_class), ("val", val_per_class)):
+        for folder in sorted((demo_data / split).iterdir()):
+            target = root / split / folder.name
+            target.mkdir(parents=True)
+            for image in sorted(folder.glob("*.png"))[:count]:
+                shutil.copy(image, target / image.name)
+    return root
+
+
+def _compare(args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "frossl_plugin.cli", "compare", *args],
+        cwd=cwd,
+        env=host_env(),
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+
+
+@requires_host
+@pytest.mark.slow
+def test_compare_frossl_and_barlow_twins_on_digits(tmp_path, demo_data):
+    from PIL import Image
+
+    data = _small_digits(demo_data, tmp_path / "digits", train_per_class=12, val_per_class=8)
+    out = tmp_path / "cmp"
+    args = [
+        "--methods",
+        "frossl,barlow_twins",
+        "--data",
+        str(data),
+        "--epochs",
+        "2",
+        "--out",
+        str(out),
+        "--host",
+        str(HOST_PATH),
+        "--batch-size",
+        "32",
+        "--limit-train-batches",
+        "2",
+        "--num-workers",
+        "0",
+        "--augmentations",
+        "demo_digits",
+        "--spectrum-samples",
+        "48",
+    ]
+    result = _compare(args, tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    with (out / "epochs.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["method"], int(r["epoch"])) for r in rows] == [
+        ("frossl", 1),
+        ("frossl", 2),
+        ("barlow_twins", 1),
+        ("barlow_twins", 2),
+    ]
+    for row in rows:
+        for key in ("online_acc1", "knn_acc1"):
+            assert 0.0 <= float(row[key]) <= 100.0, (key, row)
+        assert int(row["steps"]) == 2 and int(row["samples"]) == 64
+        assert float(row["images_per_s"]) == pytest.approx(64 / float(row["train_time_s"]))
+        assert float(row["peak_memory_mib"]) > 100 and row["memory_kind"] == "cpu_peak_rss"
+        assert math.isfinite(float(row["train_loss"]))
+        assert (
+            row["train_loss_metric"]
+            == {"frossl": "train_frossl_loss_epoch", "barlow_twins": "train_barlow_loss_epoch"}[
+                row["method"]
+            ]
+        )
+        assert 1.0 <= float(row["rankme_projector"]) <= 48
+        assert 1.0 <= float(row["rankme_backbone"]) <= 48
+    for method in ("frossl", "barlow_twins"):
+        times = [float(r["wall_time_s"]) for r in rows if r["method"] == method]
+        assert times[0] < times[1]
+        spectra = (out / method / "spectrum" / "spectra.jsonl").read_text().splitlines()
+        assert len(spectra) == 6  # epochs 0, 1, 2 x backbone, projector
+
+    summary = (out / "summary.md").read_text()
+    finals = {r["method"]: float(r["online_acc1"]) for r in rows if r["epoch"] == "2"}
+    target = 0.9 * max(finals.values())
+    assert f"target: online linear top-1 >= {target:.2f} %" in summary
+    frossl_row = [line for line in summary.splitlines() if line.startswith("| frossl")][0]
+    cells = [cell.strip() for cell in frossl_row.strip("|").split("|")]
+    assert cells[2] == f"{finals['frossl']:.1f}"
+    assert cells[-1] == "1.00"  # step time / FroSSL of FroSSL itself
+    assert "| barlow_twins | plugin default" in summary
+
+    for name in ("accuracy_vs_epoch", "accuracy_vs_time", "effective_rank"):
+        with Image.open(out / f"{name}.png") as image:
+            assert image.format == "PNG" and image.size[0] > 300
+    for method in ("frossl", "barlow_twins"):
+        assert (out / "spectra" / f"{method}.png").stat().st_size > 0
+
+    # resumable: finished methods are not retrained
+    logs = {m: (out / m / "train.log").stat().st_mtime_ns for m in ("frossl", "barlow_twins")}
+    again = _compare(args, tmp_path)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert {m: (out / m / "train.log").stat().st_mtime_ns for m in logs} == logs
+    with (out / "epochs.csv").open() as handle:
+        assert list(csv.DictReader(handle)) == rows
+    # other settings in the same folder are refused rather than mixed
+    epochs_at = args.index("--epochs") + 1
+    changed = _compare(args[:epochs_at] + ["3"] + args[epochs_at + 1 :], tmp_path)
+    assert changed.returncode == 2 and "other settings" in changed.stdout
