@@ -10,6 +10,7 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+import torch.nn.functional as F
 
 
 def _world_size() -> int:
@@ -100,9 +101,10 @@ def frossl_loss_func(
             initialized, all statistics (column norms, mean view, Gram matrices) are computed over
             the global batch, gathered with autograd-aware collectives. Otherwise every statistic
             uses the local batch. Defaults to False.
-        check_finite (Optional[bool]): raise ``ValueError`` if ``z`` holds NaN or inf. The check
-            reads a value on the host, so ``None`` (default) checks CPU tensors only; pass True
-            to also check accelerator tensors at the cost of one device sync per call.
+        check_finite (Optional[bool]): raise ``ValueError`` if ``z`` holds NaN or inf. Any such
+            value makes the loss non-finite, so the check reads the 0-d loss on the host:
+            ``None`` (default) checks CPU tensors only; pass True to also check accelerator
+            tensors at the cost of one device sync per call.
 
     Returns:
         Tuple[torch.Tensor, torch.Tensor, torch.Tensor]: 0-d tensors
@@ -121,8 +123,6 @@ def frossl_loss_func(
     views = _stack_views(z)  # (V, N, D)
     if check_finite is None:
         check_finite = views.device.type == "cpu"
-    if check_finite and not bool(torch.isfinite(views).all()):
-        raise ValueError("z holds non-finite values (NaN or inf); FroSSL expects finite inputs.")
 
     if gather_across_devices and _world_size() > 1:
         views = _gather_batches(views)  # (V, N_global, D)
@@ -138,15 +138,19 @@ def frossl_loss_func(
         views = views / col_norms.clamp_min(eps)  # (V, N, D)
 
         gram = views.mT @ views if n > d else views @ views.mT  # (V, D, D) or (V, N, N)
-        trace = views.square().sum(dim=(1, 2))  # (V,), tr(K_v) = ||Zh_v||_F^2
+        trace = gram.diagonal(dim1=1, dim2=2).sum(dim=1)  # (V,)
         fro_sq = gram.square().sum(dim=(1, 2))  # (V,)
         # eps keeps an all-zero view finite (log 1 = 0) and is < 1e-7 relative otherwise
         regularization = torch.log((fro_sq + eps) / (trace.square() + eps)).sum()
 
-        mean_view = views.mean(dim=0, keepdim=True)  # (1, N, D)
-        invariance = num_views * (views - mean_view).square().sum() / n
+        mean_view = views.mean(dim=0, keepdim=True).expand_as(views)  # (V, N, D)
+        invariance = num_views * F.mse_loss(views, mean_view, reduction="sum") / n
 
     loss = regularization + invariance_weight * invariance
+    # A non-finite input makes its column norm, hence the loss, non-finite (normalized columns
+    # keep every other value bounded), so checking the 0-d loss is enough: no pass over z.
+    if check_finite and not bool(torch.isfinite(loss)):
+        raise ValueError("z holds non-finite values (NaN or inf); FroSSL expects finite inputs.")
     return loss, invariance, regularization
 
 
