@@ -1,6 +1,7 @@
 """Lightning callback: embedding spectrum and effective rank on a fixed held-out batch."""
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -177,6 +178,11 @@ class SpectrumMonitor(Callback):
         try:
             from frossl_plugin.plots import plot_spectra
         except ImportError:  # matplotlib missing: records only
+            warnings.warn(
+                f"matplotlib is not installed, so no spectra.png: the spectra are in "
+                f"{self.records_path} (pip install 'frossl-plugin[compare]' for the plot).",
+                stacklevel=2,
+            )
             return
         plot_spectra(
             read_spectrum_records(self.records_path),
