@@ -316,6 +316,9 @@ def test_host_linters_pass_on_the_exported_files(clones, clone):
     )
     if black_version.returncode != 0:
         pytest.skip("needs black, isort and flake8: pip install black==23.12.0 isort flake8")
+    if "23.12.0" not in black_version.stdout:
+        # other black releases reformat the host's own, untouched lines differently
+        pytest.skip(f"the host's pre-commit pins black 23.12.0, found {black_version.stdout!r}")
     new_py = _new_files(root, ".py")
     changed_py = [name for name in result.modified if name.endswith(".py")]
     for command, files in ((BLACK, new_py + changed_py), (ISORT, new_py), (FLAKE8, new_py)):
