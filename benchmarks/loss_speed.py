@@ -30,7 +30,6 @@ Usage::
 import argparse
 import datetime
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ import warnings
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
+from machine_info import describe_machine
 
 # (N, D, V): N > D and N < D, D up to 8192, V up to 8
 DEFAULT_SHAPES = [
@@ -89,17 +89,6 @@ def implementations(only: Optional[str] = None) -> Dict[str, Callable]:
     if only is None or only.startswith("solo"):
         impls.update(_find_host_losses())
     return impls
-
-
-def machine(device: torch.device) -> str:
-    parts = [platform.platform(), platform.processor() or platform.machine()]
-    parts.append(f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads")
-    if device.type == "cuda":
-        parts.append(torch.cuda.get_device_name(device))
-    parts.append(f"torch {torch.__version__}")
-    if hasattr(os, "getloadavg"):
-        parts.append("load average %.1f %.1f %.1f" % os.getloadavg())
-    return "; ".join(parts)
 
 
 def _call_on(fn: Callable, z: torch.Tensor, device: torch.device, autocast: bool) -> None:
@@ -314,7 +303,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     header = (
         f"Loss forward+backward on {device.type}{precision}, median of {repeats} repeats after "
-        f"{args.warmup} warm-up calls; machine: {machine(device)}; {when}; command: {command}"
+        f"{args.warmup} warm-up calls; machine: {describe_machine(device)}; {when}; "
+        f"command: {command}"
     )
     print(header)
     rows = []

@@ -24,7 +24,6 @@ import argparse
 import copy
 import datetime
 import os
-import platform
 import statistics
 import sys
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import torch
+from machine_info import describe_machine
 
 
 def host_root() -> Path:
@@ -130,15 +130,6 @@ def measure(models, batch_size, crop, device, repeats, warmup, bf16) -> Dict[str
     return times
 
 
-def machine(device: torch.device) -> str:
-    parts = [platform.platform(), platform.processor() or platform.machine()]
-    parts.append(f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads")
-    if device.type == "cuda":
-        parts.append(torch.cuda.get_device_name(device))
-    parts.append(f"torch {torch.__version__}")
-    return "; ".join(parts)
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -173,7 +164,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         f"Host training step (training_step + backward + optimizer) on {device.type}, "
         f"precision {args.precision}, ResNet-18 (CIFAR stem), 2 views of {args.batch_size} x "
         f"{args.crop} px; median of {args.repeats} interleaved rounds after {args.warmup} "
-        f"warm-up rounds; machine: {machine(device)}; {when}; command: {command}"
+        f"warm-up rounds; machine: {describe_machine(device)}; {when}; command: {command}"
     )
     labels = {
         "frossl": "FroSSL (plugin config: 2048-2048-1024 projector)",
