@@ -11,6 +11,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
+def _save(fig, path, title: Optional[str]) -> Path:
+    """Titles, lays out, writes and closes ``fig``; returns the PNG's path."""
+
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plot_spectra(records: List[dict], path, title: str = "") -> Path:
     """Normalised covariance spectra (eigenvalue / sum, log scale, largest first) per epoch, one
     panel per layer, plus RankMe over epochs; written to ``path``.
@@ -50,13 +62,7 @@ def plot_spectra(records: List[dict], path, title: str = "") -> Path:
     ax.set_xlabel("epoch (0 = before training)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
 def plot_curves(
@@ -96,10 +102,4 @@ def plot_curves(
         ax.set_ylabel(y_label)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
