@@ -65,6 +65,24 @@ def run_host_script(script: str, args: List[str], cwd: Path, timeout: int = 600)
     )
 
 
+def quick_demo_overrides(demo_data: Path, checkpoint_dir: Path) -> List[str]:
+    """Overrides for a two-step CPU run of ``frossl_demo.yaml`` on ``demo_data``."""
+
+    return [
+        "--config-name=frossl_demo.yaml",
+        f"data.train_path={demo_data / 'train'}",
+        f"data.val_path={demo_data / 'val'}",
+        "data.num_workers=0",
+        "optimizer.batch_size=16",
+        "max_epochs=1",
+        "++limit_train_batches=2",
+        "++limit_val_batches=2",
+        "knn_eval.enabled=false",
+        "accelerator=cpu",
+        f"checkpoint.dir={checkpoint_dir}",
+    ]
+
+
 def write_tiny_image_folder(
     root: Path, classes: int = 5, train_per_class: int = 8, val_per_class: int = 4, size: int = 32
 ) -> Path:

@@ -133,26 +133,16 @@ def test_unmodified_main_pretrain_runs_frossl_under_the_hosts_ddp_strategy(tmp_p
     ``sync_batchnorm=false``; GPU runs keep the configs' ``sync_batchnorm: true``.
     """
 
-    from conftest import run_host_script
+    from conftest import quick_demo_overrides, run_host_script
 
     result = run_host_script(
         "main_pretrain.py",
         [
-            "--config-name=frossl_demo.yaml",
-            f"data.train_path={demo_data / 'train'}",
-            f"data.val_path={demo_data / 'val'}",
-            "data.num_workers=0",
-            "optimizer.batch_size=16",
-            "max_epochs=1",
-            "++limit_train_batches=2",
-            "++limit_val_batches=2",
-            "knn_eval.enabled=false",
-            "accelerator=cpu",
+            *quick_demo_overrides(demo_data, tmp_path / "models"),
             "devices='2'",
             "strategy=ddp",
             "sync_batchnorm=false",
             "method_kwargs.gather_across_devices=true",
-            f"checkpoint.dir={tmp_path / 'models'}",
             "hydra/job_logging=default",  # shows Lightning's per-rank start-up lines
         ],
         cwd=tmp_path,

@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import host_env, requires_host, run_host_script, write_tiny_image_folder
+from conftest import (
+    host_env,
+    quick_demo_overrides,
+    requires_host,
+    run_host_script,
+    write_tiny_image_folder,
+)
 
 timm = pytest.importorskip("timm", reason="timm backbones need timm: pip install timm")
 
@@ -259,19 +265,7 @@ def test_host_baselines_train_with_a_timm_backbone(method, method_kwargs, moment
 def test_unmodified_main_pretrain_with_timm_backbone_and_unknown_name(tmp_path, demo_data):
     """As a new user would: the host's main_pretrain.py with ``backbone.name=timm/...``."""
 
-    common = [
-        "--config-name=frossl_demo.yaml",
-        f"data.train_path={demo_data / 'train'}",
-        f"data.val_path={demo_data / 'val'}",
-        "data.num_workers=0",
-        "optimizer.batch_size=16",
-        "max_epochs=1",
-        "++limit_train_batches=2",
-        "++limit_val_batches=2",
-        "knn_eval.enabled=false",
-        "accelerator=cpu",
-        f"checkpoint.dir={tmp_path / 'models'}",
-    ]
+    common = quick_demo_overrides(demo_data, tmp_path / "models")
     result = run_host_script(
         "main_pretrain.py",
         common + ["backbone.name=timm/regnetx_002", "+backbone.kwargs={small_input: true}"],
