@@ -100,6 +100,15 @@ def test_gradcheck_float64(shape):
     views = random_views(shape, torch.float64).requires_grad_()
     assert torch.autograd.gradcheck(lambda z: frossl_loss_func(z, 0.7), (views,))
     assert torch.autograd.gradcheck(lambda z: frossl_loss_func(z, 0.7)[2], (views,))
+    assert torch.autograd.gradcheck(lambda z: frossl_loss_func(z, 0.7)[1], (views,))
+
+
+def test_second_derivatives_raise_a_clear_error():
+    # the Gram matrix has a hand-written first-order backward (one matmul instead of two)
+    views = random_views((2, 6, 4), torch.float64).requires_grad_()
+    (grad,) = torch.autograd.grad(frossl_loss_func(views)[0], views, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        grad.sum().backward()
 
 
 def test_invariant_to_view_order():
@@ -189,7 +198,10 @@ def test_autocast_gradients_reach_low_precision_inputs():
         (torch.randn(2, 8, 0), "D >= 1.*D=0"),
         (torch.ones(2, 8, 4, dtype=torch.int64), "floating-point .* torch.int64"),
         ([torch.randn(8, 4), torch.randn(8, 4).double()], "same dtype"),
-        ([torch.randn(8, 4), "not a tensor"], r"torch.Tensor views, but found \['Tensor', 'str'\]"),
+        (
+            [torch.randn(8, 4), "not a tensor"],
+            r"torch.Tensor views, but found \['Tensor', 'str'\]",
+        ),
     ],
 )
 def test_bad_input_raises_value_error(z, message):

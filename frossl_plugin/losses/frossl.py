@@ -11,6 +11,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 
 def _world_size() -> int:
@@ -31,6 +32,27 @@ def _gather_batches(z: torch.Tensor) -> torch.Tensor:
     from torch.distributed.nn.functional import all_gather
 
     return torch.cat(all_gather(z.contiguous()), dim=1)  # (V, world_size * N, D)
+
+
+class _Gram(torch.autograd.Function):
+    """Batched Gram matrix ``A^T A`` (``over_features``) or ``A A^T`` of a ``V x N x D`` tensor.
+
+    Its backward is ``A (G + G^T)`` (or ``(G + G^T) A``) for an incoming gradient ``G``: one
+    matmul, where autograd of ``a.mT @ a`` runs two and adds them.
+    """
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, over_features: bool) -> torch.Tensor:
+        ctx.save_for_backward(a)
+        ctx.over_features = over_features
+        return a.mT @ a if over_features else a @ a.mT
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        (a,) = ctx.saved_tensors
+        grad = grad + grad.mT
+        return (a @ grad if ctx.over_features else grad @ a), None
 
 
 def _stack_views(z: Union[torch.Tensor, Sequence[torch.Tensor]]) -> torch.Tensor:
@@ -92,6 +114,7 @@ def frossl_loss_func(
     copied to the host, so the function never synchronizes an accelerator unless
     ``check_finite=True``. An all-zero feature column (a dead unit) contributes nothing; a view
     whose columns are all zero counts as fully collapsed (its regularization is 0, the maximum).
+    The backward is first order only: differentiating it again raises a ``RuntimeError``.
 
     Args:
         z (Union[torch.Tensor, Sequence[torch.Tensor]]): V x N x D tensor, or a sequence of V
@@ -135,15 +158,18 @@ def frossl_loss_func(
 
         # unit L2 norm per feature column, over the batch; dead columns stay zero
         col_norms = views.norm(dim=1, keepdim=True)  # (V, 1, D)
-        views = views / col_norms.clamp_min(eps)  # (V, N, D)
+        views = views * col_norms.clamp_min(eps).reciprocal()  # (V, N, D)
 
-        gram = views.mT @ views if n > d else views @ views.mT  # (V, D, D) or (V, N, N)
-        trace = gram.diagonal(dim1=1, dim2=2).sum(dim=1)  # (V,)
+        gram = _Gram.apply(views, n > d)  # (V, D, D) if N > D, else (V, N, N)
+        # tr(K_v) is the number of live columns, so its gradient is exactly zero: detached
+        trace = gram.diagonal(dim1=1, dim2=2).sum(dim=1).detach()  # (V,)
         fro_sq = gram.square().sum(dim=(1, 2))  # (V,)
         # eps keeps an all-zero view finite (log 1 = 0) and is < 1e-7 relative otherwise
         regularization = torch.log((fro_sq + eps) / (trace.square() + eps)).sum()
 
-        mean_view = views.mean(dim=0, keepdim=True).expand_as(views)  # (V, N, D)
+        # The squared distances to the mean view have zero gradient through the mean itself
+        # (sum_v (Zh_v - Zbar) = 0), so detaching it leaves the gradient exact and skips a pass.
+        mean_view = views.detach().mean(dim=0, keepdim=True).expand_as(views)  # (V, N, D)
         invariance = num_views * F.mse_loss(views, mean_view, reduction="sum") / n
 
     loss = regularization + invariance_weight * invariance
