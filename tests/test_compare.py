@@ -72,7 +72,7 @@ def test_methods_share_everything_but_their_own_settings(tmp_path, demo_data):
         augmentations="demo_digits",
         limit_train_batches=2,
     )
-    cfg, base = compose_shared(shared, tmp_path)
+    cfg, base, _ = compose_shared(shared, tmp_path)
     assert base == "frossl_custom"
     assert cfg.data.dataset == "custom" and cfg.data.eval_crop_size == 32
     assert cfg.data.train_path == str(demo_data.resolve() / "train")
@@ -98,7 +98,7 @@ def test_methods_share_everything_but_their_own_settings(tmp_path, demo_data):
 
 def test_folder_without_val_is_refused(tmp_path):
     (tmp_path / "train" / "a").mkdir(parents=True)
-    with pytest.raises(ValueError, match=r"missing \['val'\]"):
+    with pytest.raises(ValueError, match=r"has train/ but none of \['val'"):
         compose_shared(SharedSettings(data=str(tmp_path), epochs=1), tmp_path)
 
 

@@ -43,8 +43,9 @@ def add_compare(commands) -> None:
     parser.add_argument(
         "--data",
         required=True,
-        help="cifar10, cifar100, stl10 (downloaded to --data-root) or an image folder with "
-        "train/ and val/ subfolders",
+        help="cifar10, cifar100, stl10 (downloaded to --data-root), an image folder with train/ "
+        "and val/ (or valid/, validation/, test/) class subfolders, or a folder of class "
+        "subfolders (split with --val-fraction)",
     )
     parser.add_argument("--epochs", type=int, required=True, help="pretraining epochs per method")
     parser.add_argument("--out", default="frossl_compare", help="output folder (frossl_compare)")
@@ -66,6 +67,17 @@ def add_compare(commands) -> None:
     parser.add_argument("--num-nodes", type=int, help="Lightning num_nodes")
     parser.add_argument("--limit-train-batches", type=_number, help="training batches per epoch")
     parser.add_argument("--limit-val-batches", type=_number, help="validation batches per epoch")
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="folder of class subfolders: share of each class held out for validation (0.1)",
+    )
+    parser.add_argument(
+        "--val-subset",
+        type=int,
+        help="image folder: validate on about this many images, equally many per class",
+    )
     parser.add_argument("--no-knn", action="store_true", help="disable the online kNN")
     parser.add_argument(
         "--spectrum-every", type=int, default=1, help="spectrum every K epochs, 0 = off (1)"
@@ -129,7 +141,7 @@ def _validate(args: argparse.Namespace, methods) -> None:
         raise ValueError(
             f"--limit-val-batches {args.limit_val_batches} on an image folder keeps only its first "
             "classes (the host does not shuffle validation), and the host's online kNN then fails; "
-            "use a smaller val/ folder, or add --no-knn."
+            "use --val-subset N (a class-balanced validation subset) instead, or add --no-knn."
         )
 
 
@@ -186,12 +198,14 @@ def run_compare(args: argparse.Namespace) -> int:
         num_nodes=args.num_nodes,
         limit_train_batches=args.limit_train_batches,
         limit_val_batches=args.limit_val_batches,
+        val_fraction=args.val_fraction,
+        val_subset=args.val_subset,
         knn=not args.no_knn,
         spectrum_every=args.spectrum_every,
         spectrum_samples=args.spectrum_samples,
         overrides=list(args.override),
     )
-    shared_cfg, base_name = compose_shared(shared, out)
+    shared_cfg, base_name, data_description = compose_shared(shared, out)
     per_method = parse_method_overrides(args.method_override)
     stray = sorted(set(per_method) - set(methods))
     if stray:
@@ -234,7 +248,7 @@ def run_compare(args: argparse.Namespace) -> int:
         "command": "frossl-plugin compare " + shlex.join(sys.argv[2:] if len(sys.argv) > 2 else []),
         "date (UTC)": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "machine": report.machine_description(),
-        "data": args.data,
+        "data": data_description,
         "shared settings": _shared_line(shared_cfg),
         "target source": (
             "--target-acc"

@@ -11,10 +11,11 @@ stand-alone Hydra config (``<out>/<method>/pretrain.yaml``) that the host's unmo
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, NamedTuple, Optional
 
 import yaml
 
+from frossl_plugin.compare.image_folder import IMAGE_SUFFIXES, prepare_image_folder
 from frossl_plugin.compare.method_settings import FROSSL, method_settings
 
 BUILTIN_DATASETS = {"cifar10": "frossl", "cifar100": "frossl_cifar100", "stl10": "frossl_stl10"}
@@ -48,6 +49,8 @@ class SharedSettings:
     num_nodes: Optional[int] = None
     limit_train_batches: Optional[float] = None
     limit_val_batches: Optional[float] = None
+    val_fraction: float = 0.1
+    val_subset: Optional[int] = None
     knn: bool = True
     spectrum_every: int = 1
     spectrum_samples: int = 512
@@ -60,7 +63,7 @@ def image_side(folder: Path) -> int:
     from PIL import Image
 
     for path in sorted(folder.rglob("*")):
-        if path.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}:
+        if path.suffix.lower() in IMAGE_SUFFIXES:
             with Image.open(path) as image:
                 return min(image.size)
     raise ValueError(f"No image found below {str(folder)!r}.")
@@ -72,30 +75,27 @@ def dataset_of(data: str) -> str:
     return data if data in BUILTIN_DATASETS else "custom"
 
 
-def _check_folder(root: Path) -> None:
-    missing = [split for split in ("train", "val") if not (root / split).is_dir()]
-    if missing:
-        raise ValueError(
-            f"--data {str(root)!r} is neither one of {sorted(BUILTIN_DATASETS)} nor an image "
-            f"folder with train/ and val/ subfolders (missing {missing})."
-        )
+class SharedConfig(NamedTuple):
+    cfg: Any  # omegaconf.DictConfig: the config FroSSL runs with
+    base_name: str  # the plugin config it was composed from
+    data_description: str  # where the data and its splits come from, for the summary
 
 
-def compose_shared(shared: SharedSettings, out_dir: Path):
-    """The plugin config composed for the data, with the shared settings applied.
-
-    Returns:
-        Tuple[omegaconf.DictConfig, str]: the config FroSSL runs with, and the name of the plugin
-        config it was composed from.
-    """
+def compose_shared(shared: SharedSettings, out_dir: Path) -> SharedConfig:
+    """The plugin config composed for the data, with the shared settings applied."""
 
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
     dataset = dataset_of(shared.data)
     if dataset == "custom":
-        root = Path(shared.data).expanduser().resolve()
-        _check_folder(root)
+        folder = prepare_image_folder(
+            Path(shared.data),
+            out_dir / "datasets",
+            val_fraction=shared.val_fraction,
+            val_subset=shared.val_subset,
+            seed=shared.seed,
+        )
     config_name = BUILTIN_DATASETS.get(dataset, FOLDER_CONFIG)
     overrides = [f"augmentations={shared.augmentations}"] if shared.augmentations else []
     with initialize_config_module(config_module="frossl_plugin.configs", version_base="1.2"):
@@ -103,14 +103,15 @@ def compose_shared(shared: SharedSettings, out_dir: Path):
     OmegaConf.set_struct(cfg, False)
 
     if dataset == "custom":
-        crop = shared.crop_size or min(image_side(root / "train"), 224)
+        crop = shared.crop_size or min(image_side(folder.train), 224)
         cfg.data.dataset = "custom"
-        cfg.data.train_path = str(root / "train")
-        cfg.data.val_path = str(root / "val")
+        cfg.data.train_path = str(folder.train)
+        cfg.data.val_path = str(folder.val)
         cfg.data.eval_crop_size = crop
         for aug in cfg.augmentations:
             aug.crop_size = crop
-        cfg.name = f"compare-{root.name}"
+        cfg.name = f"compare-{Path(shared.data).resolve().name}"
+        data_description = f"{shared.data}: {folder.description}"
     else:
         data_root = Path(shared.data_root or out_dir / "datasets").expanduser().resolve()
         cfg.data.train_path = str(data_root)
@@ -119,6 +120,7 @@ def compose_shared(shared: SharedSettings, out_dir: Path):
             for aug in cfg.augmentations:
                 aug.crop_size = shared.crop_size
         cfg.name = f"compare-{dataset}"
+        data_description = f"{dataset} from torchvision in {data_root} (validation: test split)"
     cfg.name += f"-{shared.epochs}ep"
 
     cfg.max_epochs = shared.epochs
@@ -152,7 +154,7 @@ def compose_shared(shared: SharedSettings, out_dir: Path):
         "dir": "spectrum",
         "seed": 0,
     }
-    return cfg, config_name
+    return SharedConfig(cfg, config_name, data_description)
 
 
 def parse_method_overrides(items: List[str]) -> Dict[str, List[tuple]]:
