@@ -39,6 +39,21 @@ def test_host_recommended_settings_are_read_from_the_host_config():
     )
 
 
+@requires_host
+def test_host_cifar_recipe_where_the_host_has_none_for_the_dataset():
+    folder = method_settings(HOST_PATH, "custom", "vicreg")
+    assert folder["source"] == (
+        "host scripts/pretrain/cifar/vicreg.yaml (the host has no custom recipe for vicreg)"
+    )
+    assert (
+        folder["method_kwargs"] == method_settings(HOST_PATH, "cifar10", "vicreg")["method_kwargs"]
+    )
+    # the host's own image-folder recipe wins where it has one
+    assert method_settings(HOST_PATH, "custom", "byol")["source"].startswith(
+        "host scripts/pretrain/custom/"
+    )
+
+
 def test_documented_defaults_where_the_host_has_none():
     settings = method_settings(None, "stl10", "vicreg")
     assert settings["method_kwargs"] == DEFAULT_SETTINGS["vicreg"]["method_kwargs"]
@@ -252,7 +267,10 @@ def test_compare_frossl_and_barlow_twins_on_digits(tmp_path, demo_data):
     cells = [cell.strip() for cell in frossl_row.strip("|").split("|")]
     assert cells[2] == f"{finals['frossl']:.1f}"
     assert cells[-1] == "1.00"  # step time / FroSSL of FroSSL itself
-    assert "| barlow_twins | plugin default" in summary
+    assert (
+        "| barlow_twins | host scripts/pretrain/cifar/barlow.yaml (the host has no custom"
+        in summary
+    )
 
     for name in ("accuracy_vs_epoch", "accuracy_vs_time", "effective_rank"):
         with Image.open(out / f"{name}.png") as image:

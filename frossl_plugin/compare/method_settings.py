@@ -7,9 +7,11 @@ Where they come from, first match wins:
    whose ``method`` is the method, with folder ``cifar`` for cifar10/cifar100, ``imagenet-100``
    for imagenet100, ``imagenet`` for imagenet and ``custom`` for image folders (the host ships
    ``byol`` there only). Only its ``method_kwargs`` and ``momentum`` sections are used;
-2. :data:`DEFAULT_SETTINGS` below, the documented defaults. Their values are the host's CIFAR
-   recommendations (solo-learn at commit 9187ea3), used for STL-10 and image folders, for
-   which the host has none, and when the host is installed without its ``scripts`` folder.
+2. the host's CIFAR recipe for the method (``scripts/pretrain/cifar``), for datasets where the
+   host recommends nothing for it (STL-10, image folders);
+3. :data:`DEFAULT_SETTINGS` below, the documented defaults. Their values are the host's CIFAR
+   recommendations (solo-learn at commit 9187ea3), used when the host is installed without its
+   ``scripts`` folder.
 
 FroSSL always takes its settings from the plugin's own config for the dataset.
 """
@@ -121,6 +123,11 @@ def method_settings(host_root: Optional[Path], dataset: str, method: str) -> dic
     settings = host_recommended(host_root, dataset, method)
     if settings is not None:
         return settings
+    if HOST_CONFIG_FOLDERS.get(dataset) != "cifar":
+        settings = host_recommended(host_root, "cifar10", method)
+        if settings is not None:
+            settings["source"] += f" (the host has no {dataset} recipe for {method})"
+            return settings
     if method in DEFAULT_SETTINGS:
         defaults = DEFAULT_SETTINGS[method]
         settings = {"method_kwargs": dict(defaults["method_kwargs"])}
