@@ -1,8 +1,10 @@
 """``frossl-plugin compare``: settings, configs, summary arithmetic, and a real CPU comparison
 through the unmodified host on the demo digits."""
 
+import argparse
 import csv
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +15,7 @@ import yaml
 from conftest import HOST_PATH, host_env, requires_host
 
 from frossl_plugin.compare import report
+from frossl_plugin.compare.command import parse_devices
 from frossl_plugin.compare.method_settings import DEFAULT_SETTINGS, method_settings
 from frossl_plugin.compare.run_config import (
     SharedSettings,
@@ -62,6 +65,19 @@ def test_documented_defaults_where_the_host_has_none():
         method_settings(None, "stl10", "nosuch")
 
 
+@pytest.mark.parametrize(
+    "text, devices", [("[0,1]", [0, 1]), ("0,1", [0, 1]), ("2", [0, 1]), ("[2]", [2]), ("1", [0])]
+)
+def test_devices_become_the_list_the_host_counts(text, devices):
+    assert parse_devices(text) == devices
+
+
+@pytest.mark.parametrize("text", ["auto", "[0, a]", "0", "-1", "[]", "[true]"])
+def test_bad_devices_are_refused(text):
+    with pytest.raises(argparse.ArgumentTypeError, match=f"--devices {re.escape(repr(text))}"):
+        parse_devices(text)
+
+
 def test_method_override_parsing():
     parsed = parse_method_overrides(
         ["barlow_twins:method_kwargs.scale_loss=0.05", "vicreg:optimizer.lr=0.2"]
@@ -109,6 +125,16 @@ def test_methods_share_everything_but_their_own_settings(tmp_path, demo_data):
         for key in set(config) - own:
             assert config[key] == configs["frossl"][key], (method, key)
     assert configs["frossl"]["max_epochs"] == 3 and configs["frossl"]["limit_train_batches"] == 2
+
+
+@pytest.mark.parametrize("epochs, override, warmup", [(3, None, 0), (50, None, 5), (3, "2", 2)])
+def test_warmup_scales_with_the_epochs_unless_overridden(
+    tmp_path, demo_data, epochs, override, warmup
+):
+    overrides = [f"scheduler.warmup_epochs={override}"] if override else []
+    shared = SharedSettings(data=str(demo_data), epochs=epochs, overrides=overrides)
+    cfg, _, _ = compose_shared(shared, tmp_path)
+    assert cfg.scheduler.warmup_epochs == warmup
 
 
 def test_folder_without_val_is_refused(tmp_path):

@@ -194,7 +194,9 @@ def test_custom_folder_configs_evaluate_at_the_training_resolution():
 
 def test_a_hydra_app_without_config_path_finds_the_configs(tmp_path):
     app = tmp_path / "app.py"
-    app.write_text(textwrap.dedent("""
+    app.write_text(
+        textwrap.dedent(
+            """
             import hydra
 
             @hydra.main(version_base="1.2")
@@ -202,7 +204,9 @@ def test_a_hydra_app_without_config_path_finds_the_configs(tmp_path):
                 print("METHOD", cfg.method, "CROPS", [a.crop_size for a in cfg.augmentations])
 
             main()
-            """))
+            """
+        )
+    )
     result = subprocess.run(
         [
             sys.executable,

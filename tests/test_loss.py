@@ -10,6 +10,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from frossl_plugin.losses import FroSSLLoss, frossl_loss_func
+from frossl_plugin.losses.frossl import collapse_risk
 
 SHAPES = [  # (V, N, D): N > D, N < D and N = D
     (2, 64, 16),
@@ -317,3 +318,14 @@ def test_gather_across_two_gloo_processes_equals_global_batch(tmp_path, shape):
         assert torch.allclose(
             result["local_out_grad"], WORLD_SIZE * result["reference_out_grad"], rtol=1e-8
         )
+
+
+@pytest.mark.parametrize(
+    "batch, dim, warns", [(256, 1024, False), (255, 1024, True), (64, 1024, True), (64, 128, False)]
+)
+def test_collapse_risk_flags_projectors_over_four_times_the_batch(batch, dim, warns):
+    message = collapse_risk(batch, dim)
+    if warns:
+        assert f"proj_output_dim={dim} is more than 4 x the {batch} samples" in message
+    else:
+        assert message is None

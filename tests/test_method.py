@@ -110,12 +110,11 @@ def test_training_step_uses_every_crop_and_logs_the_terms(tmp_path, monkeypatch)
     assert loss.dim() == 0 and torch.isfinite(loss) and not torch.equal(loss, frossl_loss)
 
 
-def test_fast_dev_run(tmp_path):
+def _fast_dev_run(cfg):
     from lightning.pytorch import Trainer
 
     from frossl_plugin.methods.frossl import FroSSL
 
-    cfg = method_cfg(tmp_path)
     model = FroSSL(cfg)
 
     class FakeCrops(torch.utils.data.Dataset):
@@ -138,7 +137,19 @@ def test_fast_dev_run(tmp_path):
     before = model.projector[0].weight.detach().clone()
     trainer.fit(model, batches)
     assert not torch.equal(before, model.projector[0].weight)
+    return trainer
+
+
+def test_fast_dev_run(tmp_path, recwarn):
+    trainer = _fast_dev_run(method_cfg(tmp_path))  # D = 32 = 4 x the batch of 8: no warning
     assert torch.isfinite(trainer.callback_metrics["train_frossl_loss"])
+    assert not [w for w in recwarn if "proj_output_dim" in str(w.message)]
+
+
+def test_projector_much_wider_than_the_batch_warns_at_train_start(tmp_path):
+    cfg = method_cfg(tmp_path, ["method_kwargs.proj_output_dim=33"])
+    with pytest.warns(UserWarning, match=r"proj_output_dim=33 is more than 4 x the 8 samples"):
+        _fast_dev_run(cfg)
 
 
 def test_defaults_are_filled(tmp_path):

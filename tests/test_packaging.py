@@ -91,6 +91,8 @@ def test_wheel_metadata(wheel_files):
 
 
 def test_wheel_holds_the_upstream_export_templates(wheel_files):
-    templates = {f for f in wheel_files["files"] if f.startswith("frossl_plugin/upstream/templates/")}
+    templates = {
+        f for f in wheel_files["files"] if f.startswith("frossl_plugin/upstream/templates/")
+    }
     assert "frossl_plugin/upstream/templates/frossl_pr.md.tmpl" in templates
     assert len(templates) >= 5

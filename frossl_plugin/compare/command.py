@@ -6,6 +6,9 @@ import shlex
 import sys
 import warnings
 from pathlib import Path
+from typing import List, Optional
+
+import yaml
 
 from frossl_plugin.compare.method_settings import FROSSL
 
@@ -19,8 +22,26 @@ OUT/spectra/<method>.png. Rerunning skips finished methods.
 
 CPU smoke test:  frossl-plugin compare --methods frossl,barlow_twins --data DIR --epochs 2
     --batch-size 64 --limit-train-batches 4 --num-workers 2 --out cmp
-Two GPUs (DDP):  ... --devices "[0,1]" --strategy ddp --precision 16-mixed
+Two GPUs (DDP):  ... --devices 2 --strategy ddp --precision 16-mixed
 """
+
+
+def parse_devices(text: str) -> List[int]:
+    """``"[0,1]"`` or ``"0,1"`` -> ``[0, 1]``; a count ``"2"`` -> ``[0, 1]`` (the host takes the
+    number of devices as ``len(devices)``, so it must be a list)."""
+
+    value = yaml.safe_load(f"[{text.strip().strip('[]')}]")
+    if not value or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
+    ):
+        raise argparse.ArgumentTypeError(
+            f"--devices {text!r}: expected device ids like [0,1] or a count like 2."
+        )
+    if len(value) == 1 and not text.strip().startswith("["):
+        if value[0] < 1:
+            raise argparse.ArgumentTypeError(f"--devices {text!r}: a count must be >= 1.")
+        return list(range(value[0]))
+    return value
 
 
 def _number(text: str) -> float:
@@ -61,7 +82,11 @@ def add_compare(commands) -> None:
     parser.add_argument("--data-root", help="download folder of cifar10/100, stl10 (OUT/datasets)")
     parser.add_argument("--num-workers", type=int, help="data-loader workers")
     parser.add_argument("--accelerator", help="Lightning accelerator (auto)")
-    parser.add_argument("--devices", help='Lightning devices: "1", or "[0,1]" with --strategy ddp')
+    parser.add_argument(
+        "--devices",
+        type=parse_devices,
+        help='device ids, "[0,1]", or a count, "2" (= [0,1]); the host wants a list',
+    )
     parser.add_argument("--strategy", help="Lightning strategy (auto; ddp for several GPUs)")
     parser.add_argument("--precision", help="Lightning precision (32; 16-mixed, bf16-mixed)")
     parser.add_argument("--num-nodes", type=int, help="Lightning num_nodes")
@@ -211,7 +236,7 @@ def run_compare(args: argparse.Namespace) -> int:
     if stray:
         raise ValueError(f"--method-override names methods not in --methods: {stray}.")
 
-    runs, sources = [], {}
+    runs, sources, notes = [], {}, []
     for method in methods:
         cfg, source = method_config(
             shared_cfg, method, host_root, per_method.get(method, []), base_name
@@ -224,6 +249,9 @@ def run_compare(args: argparse.Namespace) -> int:
         )
         runs.append(MethodRun(method, directory, config_yaml(cfg, header), source))
         sources[method] = source
+        if method == FROSSL and _frossl_collapse_risk(cfg):
+            notes.append(_frossl_collapse_risk(cfg))
+            print(f"compare: note: {notes[-1]}")
 
     if args.dry_run:
         for run in runs:
@@ -250,6 +278,7 @@ def run_compare(args: argparse.Namespace) -> int:
         "machine": report.machine_description(),
         "data": data_description,
         "shared settings": _shared_line(shared_cfg),
+        **({"notes": " ".join(notes)} if notes else {}),
         "target source": (
             "--target-acc"
             if args.target_acc is not None
@@ -267,6 +296,15 @@ def run_compare(args: argparse.Namespace) -> int:
     if FROSSL not in methods:
         print("compare: FroSSL was not among --methods, so the table has no ratios.")
     return 0
+
+
+def _frossl_collapse_risk(cfg) -> Optional[str]:
+    from frossl_plugin.losses.frossl import collapse_risk
+
+    batch = cfg.optimizer.batch_size
+    if cfg.method_kwargs.get("gather_across_devices"):
+        batch *= len(cfg.devices) * cfg.get("num_nodes", 1)
+    return collapse_risk(batch, cfg.method_kwargs.proj_output_dim)
 
 
 def _shared_line(cfg) -> str:

@@ -43,7 +43,7 @@ class SharedSettings:
     data_root: Optional[str] = None
     num_workers: Optional[int] = None
     accelerator: Optional[str] = None
-    devices: Optional[str] = None
+    devices: Optional[List[int]] = None
     strategy: Optional[str] = None
     precision: Optional[str] = None
     num_nodes: Optional[int] = None

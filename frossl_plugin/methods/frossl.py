@@ -6,10 +6,11 @@ from typing import Any, Dict, List, Sequence
 import omegaconf
 import torch
 import torch.nn as nn
+from lightning.pytorch.utilities import rank_zero_warn
 from solo.methods.base import BaseMethod
 from solo.utils.misc import omegaconf_select
 
-from frossl_plugin.losses.frossl import frossl_loss_func
+from frossl_plugin.losses.frossl import collapse_risk, frossl_loss_func
 
 _DEFAULT_METHOD_KWARGS = {
     "proj_hidden_dim": 2048,
@@ -44,7 +45,7 @@ class FroSSL(BaseMethod):
         self.gather_across_devices: bool = cfg.method_kwargs.gather_across_devices
 
         proj_hidden_dim: int = cfg.method_kwargs.proj_hidden_dim
-        proj_output_dim: int = cfg.method_kwargs.proj_output_dim
+        self.proj_output_dim: int = cfg.method_kwargs.proj_output_dim
 
         self.projector = nn.Sequential(
             nn.Linear(self.features_dim, proj_hidden_dim),
@@ -53,7 +54,7 @@ class FroSSL(BaseMethod):
             nn.Linear(proj_hidden_dim, proj_hidden_dim),
             nn.BatchNorm1d(proj_hidden_dim),
             nn.ReLU(),
-            nn.Linear(proj_hidden_dim, proj_output_dim),
+            nn.Linear(proj_hidden_dim, self.proj_output_dim),
         )
 
     @staticmethod
@@ -143,6 +144,15 @@ class FroSSL(BaseMethod):
         out = super().multicrop_forward(X)
         out.update({"z": self.projector(out["feats"])})
         return out
+
+    def on_train_start(self):
+        """Warns when the projector is much wider than the batch the loss sees."""
+
+        super().on_train_start()
+        world_size = self.trainer.world_size if self.gather_across_devices else 1
+        message = collapse_risk(self.batch_size * world_size, self.proj_output_dim)
+        if message:
+            rank_zero_warn(message)
 
     def training_step(self, batch: Sequence[Any], batch_idx: int) -> torch.Tensor:
         """Training step for FroSSL reusing BaseMethod training step.
