@@ -286,6 +286,7 @@ def test_compare_frossl_and_barlow_twins_on_digits(tmp_path, demo_data):
         assert len(spectra) == 6  # epochs 0, 1, 2 x backbone, projector
 
     summary = (out / "summary.md").read_text()
+    assert "- notes: FroSSL: method_kwargs.proj_output_dim=1024 is more than 8 x the 32" in summary
     finals = {r["method"]: float(r["online_acc1"]) for r in rows if r["epoch"] == "2"}
     target = 0.9 * max(finals.values())
     assert f"target: online linear top-1 >= {target:.2f} %" in summary

@@ -321,11 +321,11 @@ def test_gather_across_two_gloo_processes_equals_global_batch(tmp_path, shape):
 
 
 @pytest.mark.parametrize(
-    "batch, dim, warns", [(256, 1024, False), (255, 1024, True), (64, 1024, True), (64, 128, False)]
+    "batch, dim, warns", [(128, 1024, False), (127, 1024, True), (64, 1024, True), (64, 128, False)]
 )
-def test_collapse_risk_flags_projectors_over_four_times_the_batch(batch, dim, warns):
+def test_collapse_risk_flags_projectors_over_eight_times_the_batch(batch, dim, warns):
     message = collapse_risk(batch, dim)
     if warns:
-        assert f"proj_output_dim={dim} is more than 4 x the {batch} samples" in message
+        assert f"proj_output_dim={dim} is more than 8 x the {batch} samples" in message
     else:
         assert message is None

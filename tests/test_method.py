@@ -147,8 +147,8 @@ def test_fast_dev_run(tmp_path, recwarn):
 
 
 def test_projector_much_wider_than_the_batch_warns_at_train_start(tmp_path):
-    cfg = method_cfg(tmp_path, ["method_kwargs.proj_output_dim=33"])
-    with pytest.warns(UserWarning, match=r"proj_output_dim=33 is more than 4 x the 8 samples"):
+    cfg = method_cfg(tmp_path, ["method_kwargs.proj_output_dim=65"])
+    with pytest.warns(UserWarning, match=r"proj_output_dim=65 is more than 8 x the 8 samples"):
         _fast_dev_run(cfg)
 
 
