@@ -15,7 +15,7 @@ import yaml
 from conftest import HOST_PATH, host_env, requires_host
 
 from frossl_plugin.compare import report
-from frossl_plugin.compare.command import parse_devices
+from frossl_plugin.compare.command import _validate, add_compare, parse_devices
 from frossl_plugin.compare.method_settings import DEFAULT_SETTINGS, method_settings
 from frossl_plugin.compare.run_config import (
     SharedSettings,
@@ -76,6 +76,33 @@ def test_devices_become_the_list_the_host_counts(text, devices):
 def test_bad_devices_are_refused(text):
     with pytest.raises(argparse.ArgumentTypeError, match=f"--devices {re.escape(repr(text))}"):
         parse_devices(text)
+
+
+def _compare_args(*argv):
+    parser = argparse.ArgumentParser()
+    add_compare(parser.add_subparsers())
+    args = parser.parse_args(["compare", *argv])
+    return args, [m for m in args.methods.split(",") if m]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--data", "cifar10", "--epochs", "2", "--val-subset", "100"], "--val-subset 100 applies"),
+        (["--data", "folder", "--epochs", "2", "--limit-val-batches", "2"], "use --val-subset N"),
+        (["--data", "cifar10", "--epochs", "0"], "--epochs must be >= 1, but found 0"),
+        (["--data", "cifar10", "--epochs", "2", "--methods", "frossl,frossl"], "a method twice"),
+    ],
+)
+def test_contradictory_options_are_refused(argv, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _validate(*_compare_args(*argv))
+
+
+def test_limit_val_batches_on_a_folder_is_allowed_without_knn():
+    _validate(
+        *_compare_args("--data", "folder", "--epochs", "2", "--limit-val-batches", "2", "--no-knn")
+    )
 
 
 def test_method_override_parsing():

@@ -162,6 +162,11 @@ def _validate(args: argparse.Namespace, methods) -> None:
         )
     from frossl_plugin.compare.run_config import dataset_of
 
+    if dataset_of(args.data) != "custom" and args.val_subset is not None:
+        raise ValueError(
+            f"--val-subset {args.val_subset} applies to image folders; {args.data} is validated "
+            "on its whole test split (use --limit-val-batches there)."
+        )
     if dataset_of(args.data) == "custom" and args.limit_val_batches is not None and not args.no_knn:
         raise ValueError(
             f"--limit-val-batches {args.limit_val_batches} on an image folder keeps only its first "
