@@ -254,9 +254,10 @@ def run_compare(args: argparse.Namespace) -> int:
         )
         runs.append(MethodRun(method, directory, config_yaml(cfg, header), source))
         sources[method] = source
-        if method == FROSSL and _frossl_collapse_risk(cfg):
-            notes.append(_frossl_collapse_risk(cfg))
-            print(f"compare: note: {notes[-1]}")
+        note = _frossl_collapse_risk(cfg) if method == FROSSL else None
+        if note:
+            notes.append(note)
+            print(f"compare: note: {note}")
 
     if args.dry_run:
         for run in runs:

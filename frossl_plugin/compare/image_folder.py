@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from PIL import Image
+
 # torchvision.datasets.folder.IMG_EXTENSIONS
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 VAL_NAMES = ("val", "valid", "validation", "test")
@@ -29,6 +31,7 @@ class FolderSplit:
     train: Path
     val: Path
     description: str  # how the split was obtained, for the summary
+    image_side: int  # smaller side of the first training image (the default crop size)
 
 
 def _images(folder: Path) -> List[Path]:
@@ -87,6 +90,12 @@ def _link_tree(files: Dict[str, List[Path]], target: Path, manifest: dict) -> Pa
     return target
 
 
+def _seeded_shuffle(images: List[Path], seed: int, name: str) -> List[Path]:
+    shuffled = list(images)
+    random.Random(f"{seed}-{name}").shuffle(shuffled)
+    return shuffled
+
+
 def _split_per_class(
     classes: Dict[str, List[Path]], val_fraction: float, seed: int
 ) -> Dict[str, Dict[str, List[Path]]]:
@@ -97,8 +106,7 @@ def _split_per_class(
                 f"class {name!r} has {len(images)} image; splitting into train and val needs "
                 "at least 2 per class."
             )
-        shuffled = list(images)
-        random.Random(f"{seed}-{name}").shuffle(shuffled)
+        shuffled = _seeded_shuffle(images, seed, name)
         num_val = min(max(1, round(val_fraction * len(images))), len(images) - 1)
         val[name] = sorted(shuffled[:num_val])
         train[name] = sorted(shuffled[num_val:])
@@ -113,9 +121,7 @@ def _subset_per_class(
     per_class = max(1, math.ceil(total / len(classes)))
     subset = {}
     for name, images in classes.items():
-        shuffled = list(images)
-        random.Random(f"{seed}-{name}").shuffle(shuffled)
-        subset[name] = sorted(shuffled[:per_class])
+        subset[name] = sorted(_seeded_shuffle(images, seed, name)[:per_class])
     return subset
 
 
@@ -155,8 +161,7 @@ def prepare_image_folder(
                 f"train/ and val/ subfolders, or a folder of class subfolders (found "
                 f"{len(classes)} subfolders and images {loose} directly inside it)."
             )
-        split = _split_per_class(classes, val_fraction, seed)
-        _check_classes(split["train"], split["val"], root)
+        split = _split_per_class(classes, val_fraction, seed)  # same classes, none empty
         name = f"{root.name}-split{val_fraction:g}-seed{seed}"
         manifest = {"source": str(root), "val_fraction": val_fraction, "seed": seed}
         train_dir = _link_tree(split["train"], datasets_dir / name / "train", manifest)
@@ -174,4 +179,7 @@ def prepare_image_folder(
             subset, datasets_dir / f"{root.name}-val{val_subset}-seed{seed}", manifest
         )
         description += f"; validation subset of {sum(map(len, subset.values()))} images"
-    return FolderSplit(train=train_dir, val=val_dir, description=description)
+    first_image = next(image for images in train.values() for image in images)
+    with Image.open(first_image) as image:
+        side = min(image.size)
+    return FolderSplit(train=train_dir, val=val_dir, description=description, image_side=side)

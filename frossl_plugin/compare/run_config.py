@@ -15,7 +15,7 @@ from typing import Any, Dict, List, NamedTuple, Optional
 
 import yaml
 
-from frossl_plugin.compare.image_folder import IMAGE_SUFFIXES, prepare_image_folder
+from frossl_plugin.compare.image_folder import prepare_image_folder
 from frossl_plugin.compare.method_settings import FROSSL, method_settings
 
 BUILTIN_DATASETS = {"cifar10": "frossl", "cifar100": "frossl_cifar100", "stl10": "frossl_stl10"}
@@ -57,18 +57,6 @@ class SharedSettings:
     overrides: List[str] = field(default_factory=list)
 
 
-def image_side(folder: Path) -> int:
-    """Smaller side of the first image found below ``folder``."""
-
-    from PIL import Image
-
-    for path in sorted(folder.rglob("*")):
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            with Image.open(path) as image:
-                return min(image.size)
-    raise ValueError(f"No image found below {str(folder)!r}.")
-
-
 def dataset_of(data: str) -> str:
     """The host's ``data.dataset`` for ``--data``: a built-in name or ``custom``."""
 
@@ -103,7 +91,7 @@ def compose_shared(shared: SharedSettings, out_dir: Path) -> SharedConfig:
     OmegaConf.set_struct(cfg, False)
 
     if dataset == "custom":
-        crop = shared.crop_size or min(image_side(folder.train), 224)
+        crop = shared.crop_size or min(folder.image_side, 224)
         cfg.data.dataset = "custom"
         cfg.data.train_path = str(folder.train)
         cfg.data.val_path = str(folder.val)
