@@ -9,19 +9,30 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+PACKAGING_FILES = (
+    "setup.cfg",
+    "setup.py",
+    "pyproject.toml",
+    "MANIFEST.in",
+    "README.md",
+    "frossl_plugin_hook.pth",
+)
+PACKAGING_DIRS = ("frossl_plugin", "hydra_plugins", "configs")
 
 
 @pytest.fixture(scope="module")
 def wheel_files(tmp_path_factory):
     if not (REPO / "setup.cfg").is_file():
         pytest.skip("not run from a source checkout")
+    # Build from a copy of the packaging inputs only: the checkout may hold virtual environments
+    # (CI keeps one of several GB inside it), build folders and caches.
     source = tmp_path_factory.mktemp("source")
-    shutil.copytree(
-        REPO,
-        source,
-        dirs_exist_ok=True,
-        ignore=shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", ".venv"),
-    )
+    for name in PACKAGING_FILES:
+        shutil.copy2(REPO / name, source / name)
+    for name in PACKAGING_DIRS:
+        shutil.copytree(
+            REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [
