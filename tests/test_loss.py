@@ -329,3 +329,11 @@ def test_collapse_risk_flags_projectors_over_eight_times_the_batch(batch, dim, w
         assert f"proj_output_dim={dim} is more than 8 x the {batch} samples" in message
     else:
         assert message is None
+
+
+def test_collapse_risk_counts_the_global_batch_only_when_gathering():
+    assert collapse_risk(64, 1024, world_size=2, gather_across_devices=True) is None
+    message = collapse_risk(64, 1024, world_size=2, gather_across_devices=False)
+    assert "more than 8 x the 64 samples" in message
+    message = collapse_risk(32, 1024, world_size=2, gather_across_devices=True)
+    assert "more than 8 x the 64 samples" in message

@@ -307,10 +307,12 @@ def run_compare(args: argparse.Namespace) -> int:
 def _frossl_collapse_risk(cfg) -> Optional[str]:
     from frossl_plugin.losses.frossl import collapse_risk
 
-    batch = cfg.optimizer.batch_size
-    if cfg.method_kwargs.get("gather_across_devices"):
-        batch *= len(cfg.devices) * cfg.get("num_nodes", 1)
-    return collapse_risk(batch, cfg.method_kwargs.proj_output_dim)
+    return collapse_risk(
+        cfg.optimizer.batch_size,
+        cfg.method_kwargs.proj_output_dim,
+        world_size=len(cfg.devices) * cfg.get("num_nodes", 1),  # as the host counts devices
+        gather_across_devices=cfg.method_kwargs.get("gather_across_devices", False),
+    )
 
 
 def _shared_line(cfg) -> str:

@@ -187,9 +187,14 @@ def frossl_loss_func(
 COLLAPSE_RISK_RATIO = 8
 
 
-def collapse_risk(loss_batch_size: int, proj_output_dim: int) -> Optional[str]:
-    """A warning text when ``proj_output_dim`` exceeds ``COLLAPSE_RISK_RATIO`` x the batch."""
+def collapse_risk(
+    batch_size: int, proj_output_dim: int, world_size: int = 1, gather_across_devices: bool = False
+) -> Optional[str]:
+    """A warning text when ``proj_output_dim`` exceeds ``COLLAPSE_RISK_RATIO`` x the batch the
+    loss sees: the per-device ``batch_size``, times ``world_size`` with ``gather_across_devices``.
+    """
 
+    loss_batch_size = batch_size * world_size if gather_across_devices else batch_size
     if proj_output_dim <= COLLAPSE_RISK_RATIO * loss_batch_size:
         return None
     return (

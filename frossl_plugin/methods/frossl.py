@@ -149,8 +149,12 @@ class FroSSL(BaseMethod):
         """Warns when the projector is much wider than the batch the loss sees."""
 
         super().on_train_start()
-        world_size = self.trainer.world_size if self.gather_across_devices else 1
-        message = collapse_risk(self.batch_size * world_size, self.proj_output_dim)
+        message = collapse_risk(
+            self.batch_size,
+            self.proj_output_dim,
+            world_size=self.trainer.world_size,
+            gather_across_devices=self.gather_across_devices,
+        )
         if message:
             rank_zero_warn(message)
 
