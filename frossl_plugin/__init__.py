@@ -26,4 +26,13 @@ def register() -> None:
     install_timm_backbone_table()
 
 
-__all__ = ["METHOD_NAME", "__version__", "register"]
+def install_hint(extra: str) -> str:
+    """How to install one of the package's extras, from the package index or from a checkout."""
+
+    return (
+        f"pip install 'frossl-plugin[{extra}]' (from the package index), or "
+        f"pip install '.[{extra}]' in a frossl-plugin checkout"
+    )
+
+
+__all__ = ["METHOD_NAME", "__version__", "install_hint", "register"]
