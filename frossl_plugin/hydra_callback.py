@@ -2,6 +2,10 @@
 
 Hydra runs ``on_job_start`` before the host's ``main_pretrain.py`` / ``main_linear.py`` task
 function, so the method is registered and the config's plugin keys are applied in time.
+
+Hydra turns an ``Exception`` raised by a callback into a warning and runs the task anyway, so a
+failed set-up is raised as :class:`PluginSetupError`, a ``SystemExit``: the host's script stops
+with exit code 1 and one message, no traceback.
 """
 
 from pathlib import Path
@@ -29,16 +33,36 @@ def last_checkpoint(directory: str) -> str:
     return str(checkpoints[-1])
 
 
+class PluginSetupError(SystemExit):
+    """A failed set-up of a plugin config; exits the host's script with code 1."""
+
+    def __init__(self, cause: BaseException):
+        super().__init__(f"frossl-plugin: this run cannot start: {cause}")
+
+
 class FroSSLPluginCallback(Callback):
     """Registers FroSSL in the host, adds the ``${frossl_last_checkpoint:DIR}`` resolver,
-    applies ``data.eval_crop_size`` for custom image folders and switches on the Lightning
-    callbacks enabled in the config (frossl_plugin/callbacks/from_config.py)."""
+    checks the data, applies ``data.eval_crop_size`` for custom image folders, seeds the linear
+    probe and switches on the Lightning callbacks enabled in the config
+    (frossl_plugin/callbacks/from_config.py).
+
+    Raises:
+        PluginSetupError: if any of these steps fails.
+    """
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            self.set_up(config)
+        except Exception as err:
+            raise PluginSetupError(err) from err
+
+    @staticmethod
+    def set_up(config: DictConfig) -> None:
         from frossl_plugin import register
         from frossl_plugin.backbones import register_configured_backbone
         from frossl_plugin.callbacks.from_config import activate as activate_trainer_callbacks
         from frossl_plugin.custom_eval_transforms import apply_custom_eval_crop_size
+        from frossl_plugin.data_check import check_data
 
         if not OmegaConf.has_resolver(LAST_CHECKPOINT_RESOLVER):
             OmegaConf.register_new_resolver(LAST_CHECKPOINT_RESOLVER, last_checkpoint)
@@ -46,3 +70,9 @@ class FroSSLPluginCallback(Callback):
         register_configured_backbone(config)  # backbone.name: timm/<model>, checked early
         apply_custom_eval_crop_size(config)
         activate_trainer_callbacks(config)  # epoch_stats / spectrum_monitor, when enabled
+        if "pretrain_method" in config and "seed" in config:
+            # main_pretrain.py seeds itself; main_linear.py does not
+            from lightning.pytorch import seed_everything
+
+            seed_everything(config.seed)
+        check_data(config)

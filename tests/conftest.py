@@ -52,13 +52,16 @@ def host_env() -> dict:
     return env
 
 
-def run_host_script(script: str, args: List[str], cwd: Path, timeout: int = 600):
-    """Runs ``python <host>/<script> <args>`` in ``cwd``; returns the CompletedProcess."""
+def run_host_script(
+    script: str, args: List[str], cwd: Path, timeout: int = 600, env: Optional[dict] = None
+):
+    """Runs ``python <host>/<script> <args>`` in ``cwd`` (environment: ``env`` or
+    :func:`host_env`); returns the CompletedProcess."""
 
     return subprocess.run(
         [sys.executable, str(HOST_PATH / script), *args],
         cwd=cwd,
-        env=host_env(),
+        env=env or host_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
