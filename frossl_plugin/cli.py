@@ -1,6 +1,7 @@
 """The ``frossl-plugin`` command. Each subcommand imports what it needs when it runs."""
 
 import argparse
+from pathlib import Path
 from typing import List, Optional
 
 from frossl_plugin.compare.command import add_compare
@@ -29,11 +30,38 @@ def _add_demo_data(commands) -> None:
     parser.set_defaults(run=_run_demo_data)
 
 
+def _run_results(args: argparse.Namespace) -> int:
+    from frossl_plugin.run_results import describe_run, run_outputs
+
+    since = Path(args.since).stat().st_mtime
+    outputs = run_outputs(Path(args.logs), Path(args.checkpoints), since)
+    print(describe_run(args.label, args.accuracy_name, outputs))
+    return 0 if outputs["metrics"] and outputs["checkpoint"] else 1
+
+
+def _add_results(commands) -> None:
+    parser = commands.add_parser(
+        "results",
+        help="print the accuracies, metrics file and checkpoint of the run started after a marker",
+        description="Finds the newest LOGS/version_*/metrics.csv and CHECKPOINTS/**/*.ckpt "
+        "written since the file SINCE was touched, and prints the final top-1 accuracies and "
+        "both paths. Exit code 1 when either is missing.",
+    )
+    parser.add_argument("--since", required=True, help="marker file touched before the run")
+    parser.add_argument("--logs", default="lightning_logs", help="log folder (lightning_logs)")
+    parser.add_argument("--checkpoints", required=True, help="the run's checkpoint.dir")
+    parser.add_argument("--label", default="run", help="name of the step, e.g. pretraining")
+    parser.add_argument(
+        "--accuracy-name", default="online linear", help="what val_acc1 measures (online linear)"
+    )
+    parser.set_defaults(run=_run_results)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frossl-plugin", description="FroSSL for solo-learn.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # each adder defines one subcommand; its module imports only the standard library at top
-    for add_subcommand in (_add_demo_data, add_compare, add_export_upstream):
+    for add_subcommand in (_add_demo_data, _add_results, add_compare, add_export_upstream):
         add_subcommand(commands)
     return parser
 
@@ -42,7 +70,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileExistsError, ImportError) as err:
+    except (ValueError, OSError, ImportError) as err:
         print(f"frossl-plugin {args.command}: error: {err}")
         return 2
 

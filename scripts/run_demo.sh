@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The main job, from nothing: a virtual environment, the plugin, the host (solo-learn, cloned at
-# the known-good commit unless SOLO_LEARN_PATH points at a checkout), the demo data, then FroSSL
-# pretraining through the host's unmodified main_pretrain.py and its offline linear probe.
+# The main job, from nothing: a virtual environment, the plugin from this checkout, the host
+# (solo-learn at the known-good commit), the demo data, then FroSSL pretraining through the host's
+# unmodified main_pretrain.py and its offline linear probe; ends by printing the results.
 #
-#   bash scripts/run_demo.sh                 # everything under ./demo
-#   SOLO_LEARN_PATH=~/solo-learn bash scripts/run_demo.sh
+#   bash scripts/run_demo.sh                          # everything under ./demo
+#   SOLO_LEARN_PATH=~/solo-learn bash scripts/run_demo.sh       # use an existing checkout
+#   SOLO_LEARN_REPO=<git URL, path or bundle> bash scripts/run_demo.sh   # clone from a mirror
+#   SEED=1 bash scripts/run_demo.sh                   # another seed (default 5)
 #
 # Extra arguments go to main_pretrain.py as Hydra overrides (e.g. max_epochs=5).
 set -euo pipefail
@@ -12,8 +14,7 @@ set -euo pipefail
 PLUGIN_DIR=$(cd "$(dirname "$0")/.." && pwd)
 DEMO_DIR=${DEMO_DIR:-$PWD/demo}
 VENV=${VENV:-$DEMO_DIR/venv}
-SOLO_LEARN_REPO=https://github.com/vturrisi/solo-learn
-SOLO_LEARN_COMMIT=9187ea3
+SEED=${SEED:-5}
 
 mkdir -p "$DEMO_DIR"
 if [ ! -x "$VENV/bin/python" ]; then
@@ -25,15 +26,21 @@ python -m pip install -q "$PLUGIN_DIR[host,demo]"
 
 if [ -z "${SOLO_LEARN_PATH:-}" ]; then
     SOLO_LEARN_PATH=$DEMO_DIR/solo-learn
-    if [ ! -d "$SOLO_LEARN_PATH/.git" ]; then
-        git clone -q "$SOLO_LEARN_REPO" "$SOLO_LEARN_PATH"
-        git -C "$SOLO_LEARN_PATH" checkout -q "$SOLO_LEARN_COMMIT"
-    fi
+    bash "$PLUGIN_DIR/scripts/get_host.sh" "$SOLO_LEARN_PATH"
 fi
 export PYTHONPATH="$SOLO_LEARN_PATH${PYTHONPATH:+:$PYTHONPATH}"
 
 cd "$DEMO_DIR"
 frossl-plugin demo-data datasets/frossl_demo
-python "$SOLO_LEARN_PATH/main_pretrain.py" --config-name frossl_demo.yaml "$@"
-python "$SOLO_LEARN_PATH/main_linear.py" --config-name frossl_demo_linear.yaml
-echo "Metrics: $DEMO_DIR/lightning_logs/version_*/metrics.csv; checkpoints: $DEMO_DIR/trained_models/demo"
+mkdir -p markers
+touch markers/pretrain
+python "$SOLO_LEARN_PATH/main_pretrain.py" --config-name frossl_demo.yaml seed="$SEED" "$@"
+touch markers/linear
+python "$SOLO_LEARN_PATH/main_linear.py" --config-name frossl_demo_linear.yaml seed="$SEED"
+
+echo
+echo "Results (seed $SEED):"
+frossl-plugin results --since markers/pretrain --checkpoints trained_models/demo/frossl \
+    --label "pretraining" --accuracy-name "online linear"
+frossl-plugin results --since markers/linear --checkpoints trained_models/demo/linear \
+    --label "offline linear probe" --accuracy-name "linear probe"

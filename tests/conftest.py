@@ -12,6 +12,8 @@ from typing import List, Optional
 
 import pytest
 
+pytest_plugins = ["strict_skips"]  # FROSSL_PLUGIN_REQUIRE_ALL_TESTS=1: no test may skip (CI)
+
 HOST_SKIP_REASON = (
     "needs solo-learn: git clone https://github.com/vturrisi/solo-learn (known-good commit "
     "9187ea3) and export SOLO_LEARN_PATH=<that folder>"
