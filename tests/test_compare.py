@@ -2,19 +2,24 @@
 through the unmodified host on the demo digits."""
 
 import argparse
+import contextlib
 import csv
+import json
 import math
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import HOST_PATH, host_env, requires_host
+from conftest import HOST_PATH, host_env, requires_host, write_tiny_image_folder
 
-from frossl_plugin.compare import report
+from frossl_plugin.compare import report, runner
 from frossl_plugin.compare.command import _validate, add_compare, parse_devices
 from frossl_plugin.compare.method_settings import DEFAULT_SETTINGS, method_settings
 from frossl_plugin.compare.run_config import (
@@ -343,3 +348,278 @@ def test_compare_frossl_and_barlow_twins_on_digits(tmp_path, demo_data):
     epochs_at = args.index("--epochs") + 1
     changed = _compare(args[:epochs_at] + ["3"] + args[epochs_at + 1 :], tmp_path)
     assert changed.returncode == 2 and "other settings" in changed.stdout
+
+
+# --- stopping with SIGINT / SIGTERM -----------------------------------------------------------
+
+
+def _live_group_members(pgid: int):
+    """Pids of process group ``pgid`` that are still running (Linux /proc). Zombies are dead
+    processes whose exit status nobody collected yet (an orphan's is collected by PID 1, which
+    in some containers never does), so they do not count."""
+
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # exited meanwhile
+            continue
+        state, _, group = text[text.rindex(")") + 2 :].split()[:3]
+        if int(group) == pgid and state not in ("Z", "X"):
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _wait_for(condition, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def _group_is_gone(pgid: int) -> bool:
+    return not _live_group_members(pgid)
+
+
+needs_proc = pytest.mark.skipif(
+    not Path("/proc/self/stat").is_file(), reason="reads process groups from Linux /proc"
+)
+
+
+# A parent that exits on SIGTERM, with a "worker" in its process group that ignores SIGTERM.
+STUBBORN_WORKER = """\
+import signal, subprocess, sys, time
+
+if sys.argv[1] == "worker":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    open(sys.argv[2], "w").close()
+else:
+    subprocess.Popen([sys.executable, sys.argv[0], "worker", sys.argv[2]])
+time.sleep(600)
+"""
+
+
+@needs_proc
+def test_stopping_a_process_group_terminates_then_kills(tmp_path):
+    script, ready = tmp_path / "stubborn.py", tmp_path / "worker_ready"
+    script.write_text(STUBBORN_WORKER)
+    process = subprocess.Popen(
+        [sys.executable, str(script), "parent", str(ready)], start_new_session=True
+    )
+    try:
+        _wait_for(ready.is_file, 30, "the worker to start")
+        assert len(_live_group_members(process.pid)) == 2
+        start = time.monotonic()
+        runner.stop_process_group(process, grace_s=1.0)
+        assert process.returncode == -signal.SIGTERM  # the parent took the polite signal
+        _wait_for(lambda: _group_is_gone(process.pid), 10, "the worker to be killed")
+        assert time.monotonic() - start < 10
+    finally:  # whatever the test left running
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def test_stop_signals_are_caught_only_while_active():
+    before = {signum: signal.getsignal(signum) for signum in runner.STOP_SIGNALS}
+    with runner.catch_stop_signals() as request:
+        assert request.signum is None
+        os.kill(os.getpid(), signal.SIGTERM)
+        _wait_for(lambda: request.signum is not None, 5, "the signal to be recorded")
+        os.kill(os.getpid(), signal.SIGINT)  # the first one is kept
+        time.sleep(0.1)
+    assert request.signum == signal.SIGTERM
+    assert {signum: signal.getsignal(signum) for signum in runner.STOP_SIGNALS} == before
+
+
+# A stand-in for the host's main_pretrain.py: one record per epoch in epoch_stats.jsonl, each
+# followed by a sleep read from its config, and a "data-loader worker" in its process group.
+FAKE_MAIN_PRETRAIN = """\
+import json, os, subprocess, sys, time
+from pathlib import Path
+
+config = Path(sys.argv[sys.argv.index("--config-path") + 1]) / "pretrain.yaml"
+settings = dict(line.split(": ") for line in config.read_text().splitlines())
+worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+Path("pids.json").write_text(json.dumps({"main": os.getpid(), "worker": worker.pid}))
+for epoch in range(1, int(settings["epochs"]) + 1):
+    with open("epoch_stats.jsonl", "a") as handle:
+        handle.write(json.dumps({"epoch": epoch, "run": os.getpid(), "metrics": {}}) + "\\n")
+    time.sleep(float(settings["seconds_per_epoch"]))
+worker.kill()
+worker.wait()
+"""
+
+# Runs runner.run_all on two methods, in its own process (signals go to its main thread).
+RUN_ALL_DRIVER = """\
+import json, sys
+from pathlib import Path
+from frossl_plugin.compare.runner import MethodRun, Stopped, run_all
+
+host, out, slow_seconds = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+runs = [
+    MethodRun(name, out / name, f"epochs: 2\\nseconds_per_epoch: {seconds}", "test")
+    for name, seconds in (("first", "0"), ("second", slow_seconds))
+]
+try:
+    status = run_all(runs, host, epochs=2, poll_s=0.1, grace_s=2.0)
+except Stopped as stop:
+    print(stop.message())
+    sys.exit(stop.exit_code)
+print(json.dumps(status))
+"""
+
+
+def _stop_and_check(command, signum, group_of, done_path, timeout_s, env=None):
+    """Starts ``command`` (a comparison), sends it ``signum`` once ``group_of()`` returns the
+    process group of its second method, and checks the exit code, that the group is gone and
+    that the first method's done.json is untouched. Returns the output."""
+
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    pgid = None
+    try:
+        pgid = _wait_for(group_of, timeout_s, "the second method's processes")
+        done_before = (done_path.read_bytes(), done_path.stat().st_mtime_ns)
+        process.send_signal(signum)
+        output, _ = process.communicate(timeout=120)
+        assert process.returncode == 128 + signum, output
+        _wait_for(lambda: _group_is_gone(pgid), 10, f"process group {pgid} to be gone")
+        assert (done_path.read_bytes(), done_path.stat().st_mtime_ns) == done_before
+    finally:  # after a failure, leave nothing running
+        if process.poll() is None:
+            process.terminate()  # it stops its own host process first
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if pgid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+    return output
+
+
+STOP_SIGNALS = [pytest.param(signum, id=signum.name) for signum in runner.STOP_SIGNALS]
+
+
+@needs_proc
+@pytest.mark.parametrize("signum", STOP_SIGNALS)
+def test_a_stopped_run_all_kills_its_host_process_and_resumes(tmp_path, signum):
+    host, out = tmp_path / "host", tmp_path / "out"
+    host.mkdir()
+    (host / "main_pretrain.py").write_text(FAKE_MAIN_PRETRAIN)
+    driver = [sys.executable, "-c", RUN_ALL_DRIVER, str(host), str(out)]
+
+    def second_group():
+        pids = out / "second" / "pids.json"
+        if not pids.is_file() or not (out / "second" / "epoch_stats.jsonl").is_file():
+            return None
+        main = json.loads(pids.read_text())["main"]
+        return main if len(_live_group_members(main)) == 2 else None
+
+    output = _stop_and_check(driver + ["60"], signum, second_group, out / "first" / "done.json", 60)
+    name = signal.Signals(signum).name
+    assert output.strip().splitlines()[-1] == (
+        f"compare: stopped by {name}: stopped second and its host processes after 1/2 epochs "
+        "(it restarts from scratch next time); finished methods kept: first; not finished: "
+        "second. Rerun the same command to resume."
+    )
+    assert not (out / "second" / "done.json").exists()
+
+    again = subprocess.run(driver + ["0"], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert json.loads(again.stdout.strip().splitlines()[-1]) == {
+        "first": "skipped",
+        "second": "done",
+    }
+    records = runner.read_jsonl(out / "second" / "epoch_stats.jsonl")
+    assert [r["epoch"] for r in records] == [1, 2]  # cleared, not appended to
+    assert len({r["run"] for r in records}) == 1
+
+
+def _host_process_group(method_dir: Path):
+    """The process group of the host's main_pretrain.py training in ``method_dir`` once it has
+    started a data-loader worker (two live members), else None."""
+
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (
+            any(arg.endswith(b"main_pretrain.py") for arg in argv)
+            and str(method_dir).encode() in argv
+        ):
+            pid = int(cmdline.parent.name)
+            return pid if len(_live_group_members(pid)) >= 2 else None
+    return None
+
+
+@requires_host
+@pytest.mark.host
+@pytest.mark.slow
+@needs_proc
+@pytest.mark.parametrize("signum", STOP_SIGNALS)
+def test_compare_stopped_by_a_signal_leaves_nothing_running_and_resumes(tmp_path, signum):
+    data = write_tiny_image_folder(tmp_path / "data", classes=4, train_per_class=16, size=32)
+    out = tmp_path / "cmp"
+    args = [
+        "--methods",
+        "frossl,barlow_twins",
+        "--data",
+        str(data),
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        "--host",
+        str(HOST_PATH),
+        "--batch-size",
+        "16",
+        "--limit-train-batches",
+        "2",
+        "--num-workers",
+        "1",  # a data-loader worker process, which must be stopped too
+        "--no-knn",
+        "--spectrum-every",
+        "0",
+    ]
+    # barlow_twins runs long enough to be stopped while it trains
+    long_second = args + ["--method-override", "barlow_twins:max_epochs=100"]
+    command = [sys.executable, "-m", "frossl_plugin.cli", "compare"]
+    stopped_run = _stop_and_check(
+        command + long_second,
+        signum,
+        lambda: _host_process_group(out / "barlow_twins"),
+        out / "frossl" / "done.json",
+        300,
+        env=host_env(),
+    )
+    last = stopped_run.strip().splitlines()[-1]
+    assert last.startswith(
+        f"compare: stopped by {signal.Signals(signum).name}: stopped barlow_twins and its host "
+        "processes after 0/1 epochs"
+    ), stopped_run[-3000:]
+    assert last.endswith(
+        "finished methods kept: frossl; not finished: barlow_twins. Rerun the same command to "
+        "resume."
+    )
+    assert not (out / "barlow_twins" / "done.json").exists()
+    frossl_log = (out / "frossl" / "train.log").stat().st_mtime_ns
+
+    # rerun (without the long override, which only a finished run would have to keep)
+    again = subprocess.run(
+        command + args, env=host_env(), capture_output=True, text=True, timeout=600
+    )
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert (out / "frossl" / "train.log").stat().st_mtime_ns == frossl_log  # skipped
+    assert (out / "barlow_twins" / "done.json").is_file()
+    records = runner.read_jsonl(out / "barlow_twins" / runner.STATS_FILE)
+    assert [record["epoch"] for record in records] == [1]
+    with (out / "epochs.csv").open() as handle:
+        methods = [row["method"] for row in csv.DictReader(handle)]
+    assert methods == ["frossl", "barlow_twins"]

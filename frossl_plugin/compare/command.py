@@ -19,6 +19,8 @@ OUT/<method>), with the same backbone, augmentations, batch size, epochs, seed, 
 evaluation; only method, method_kwargs (and momentum) differ. Writes OUT/epochs.csv,
 OUT/summary.md, OUT/accuracy_vs_epoch.png, OUT/accuracy_vs_time.png, OUT/effective_rank.png and
 OUT/spectra/<method>.png. Rerunning skips finished methods.
+Ctrl-C (SIGINT) or SIGTERM stops the running method with its data-loader workers and exits
+with 130 or 143; rerunning the same command resumes (the stopped method restarts).
 
 CPU smoke test:  frossl-plugin compare --methods frossl,barlow_twins --data DIR --epochs 2
     --batch-size 64 --limit-train-batches 4 --num-workers 2 --out cmp
@@ -202,7 +204,7 @@ def run_compare(args: argparse.Namespace) -> int:
         method_config,
         parse_method_overrides,
     )
-    from frossl_plugin.compare.runner import MethodRun, find_host, run_all
+    from frossl_plugin.compare.runner import MethodRun, Stopped, find_host, run_all
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     _validate(args, methods)
@@ -268,7 +270,11 @@ def run_compare(args: argparse.Namespace) -> int:
             print("  " + shlex.join(run.command(host_root)))
         return 0
 
-    status = run_all(runs, host_root, args.epochs, force=args.force)
+    try:
+        status = run_all(runs, host_root, args.epochs, force=args.force)
+    except Stopped as stop:  # SIGINT / SIGTERM: the host process is stopped, done.json kept
+        print(stop.message(), flush=True)
+        return stop.exit_code
 
     rows_by_method = {}
     for run in runs:

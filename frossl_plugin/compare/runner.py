@@ -1,21 +1,31 @@
-"""Runs one host pretraining per method, in subprocesses, with a progress bar and resume."""
+"""Runs one host pretraining per method, in subprocesses, with a progress bar and resume.
 
+SIGINT and SIGTERM stop a comparison cleanly: the running host process and its process group
+(its data-loader workers) are terminated, then killed after a grace period; finished methods
+keep their ``done.json``, and the next run clears and retrains the interrupted one.
+"""
+
+import contextlib
 import hashlib
 import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 CONFIG_NAME = "pretrain.yaml"
 STATS_FILE = "epoch_stats.jsonl"
 DONE_FILE = "done.json"
 LOG_FILE = "train.log"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_GRACE_S = 5.0  # seconds a stopped host process gets to exit before it is killed
 
 
 def find_host(path: Optional[str] = None) -> Path:
@@ -136,13 +146,140 @@ def _progress(total: int):
     return tqdm(total=total, unit="epoch", desc="compare", dynamic_ncols=True)
 
 
+class Stopped(Exception):
+    """A comparison stopped by SIGINT or SIGTERM (see :func:`run_all`)."""
+
+    def __init__(
+        self,
+        signum: int,
+        method: Optional[str],
+        epochs_seen: int,
+        epochs: int,
+        finished: List[str],
+        remaining: List[str],
+    ):
+        self.signum = signum
+        self.method = method  # the method that was training, or None between methods
+        self.epochs_seen = epochs_seen
+        self.epochs = epochs
+        self.finished = finished  # methods with a done.json, untouched
+        self.remaining = remaining  # methods not finished, the stopped one included
+        super().__init__(self.message())
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal number, the shell's convention (130 for SIGINT, 143 for SIGTERM)."""
+
+        return 128 + self.signum
+
+    def message(self) -> str:
+        if self.method is not None:
+            what = (
+                f"stopped {self.method} and its host processes after {self.epochs_seen}/"
+                f"{self.epochs} epochs (it restarts from scratch next time)"
+            )
+        else:
+            what = "no method was training"
+        kept = ", ".join(self.finished) if self.finished else "none"
+        left = ", ".join(self.remaining) if self.remaining else "none"
+        return (
+            f"compare: stopped by {self.signal_name}: {what}; finished methods kept: {kept}; "
+            f"not finished: {left}. Rerun the same command to resume."
+        )
+
+
+class _StopRequest:
+    """The first stop signal received, or None."""
+
+    signum: Optional[int] = None
+
+
+@contextlib.contextmanager
+def catch_stop_signals() -> Iterator[_StopRequest]:
+    """While active, SIGINT and SIGTERM only record themselves in the yielded request (checked
+    by the caller at safe points); the previous handlers are restored on exit. Outside the main
+    thread, where Python cannot install signal handlers, nothing is installed."""
+
+    request = _StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+
+    def record(signum, frame):
+        if request.signum is None:
+            request.signum = signum
+
+    previous = {signum: signal.signal(signum, record) for signum in STOP_SIGNALS}
+    try:
+        yield request
+    finally:
+        for signum, handler in previous.items():
+            # None: a handler not installed from Python; the default is the closest match
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:  # the whole group has exited already
+        pass
+
+
+def stop_process_group(process: subprocess.Popen, grace_s: float = STOP_GRACE_S) -> None:
+    """Stops ``process`` and everything in its process group (it must have been started with
+    ``start_new_session=True``, so its group id is its pid): SIGTERM to the group, up to
+    ``grace_s`` seconds for the process to exit, then SIGKILL to whatever is left in the group
+    (the process or its data-loader workers). Reaps ``process``."""
+
+    pgid = process.pid
+    if process.poll() is None:
+        _signal_group(pgid, signal.SIGTERM)
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+    _signal_group(pgid, signal.SIGKILL)
+    process.wait()
+
+
+def _write_done(run: MethodRun, seconds: float) -> None:
+    """``done.json``, written whole or not at all (a stop signal cannot leave half of it)."""
+
+    record = {
+        "config_hash": config_hash(run.config_text),
+        "seconds": seconds,
+        "settings_source": run.settings_source,
+    }
+    partial = run.done_path.with_name(DONE_FILE + ".partial")
+    partial.write_text(json.dumps(record))
+    os.replace(partial, run.done_path)
+
+
 def run_all(
-    runs: List[MethodRun], host_root: Path, epochs: int, force: bool = False, poll_s: float = 1.0
+    runs: List[MethodRun],
+    host_root: Path,
+    epochs: int,
+    force: bool = False,
+    poll_s: float = 1.0,
+    grace_s: float = STOP_GRACE_S,
 ) -> Dict[str, str]:
     """Trains every method not finished yet, one subprocess at a time.
 
+    Each host process runs in its own session and process group. On SIGINT or SIGTERM (caught
+    while this runs; the previous handlers are restored afterwards) the running one is stopped
+    with :func:`stop_process_group`, its folder is left without ``done.json`` (so the next run
+    clears and retrains it), and :class:`Stopped` is raised. Any other exception also stops the
+    running host process before it propagates.
+
     Returns:
         Dict[str, str]: method -> ``"done"``, ``"skipped"`` (finished before) or ``"failed"``.
+
+    Raises:
+        Stopped: on SIGINT or SIGTERM.
     """
 
     status: Dict[str, str] = {}
@@ -154,23 +291,47 @@ def run_all(
             status[run.method] = "skipped"
         else:
             pending.append(run)
+
+    def stopped(method: Optional[str], seen: int) -> Stopped:
+        finished = [r.method for r in runs if status.get(r.method) in ("done", "skipped")]
+        remaining = [r.method for r in runs if r.method not in finished]
+        return Stopped(stop.signum, method, seen, epochs, finished, remaining)
+
     bar = _progress(len(runs) * epochs)
     completed = (len(runs) - len(pending)) * epochs
     if bar is not None:
         bar.update(completed)
-    for run in pending:
-        run.prepare()
-        stats_path = run.directory / STATS_FILE
-        start = time.perf_counter()
-        with (run.directory / LOG_FILE).open("w") as log:
-            process = subprocess.Popen(
-                run.command(host_root),
-                cwd=run.directory,
-                env=host_env(host_root),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            seen = 0
+    try:
+        with catch_stop_signals() as stop:
+            for run in pending:
+                if stop.signum is not None:  # arrived between two methods
+                    raise stopped(None, 0)
+                _run_one(run, host_root, epochs, status, bar, poll_s, grace_s, stop, stopped)
+            if stop.signum is not None:  # arrived as the last method ended: honoured too
+                raise stopped(None, 0)
+    finally:
+        if bar is not None:
+            bar.close()
+    return status
+
+
+def _run_one(run, host_root, epochs, status, bar, poll_s, grace_s, stop, stopped) -> None:
+    """Trains one method in a host subprocess; records its status (and done.json)."""
+
+    run.prepare()
+    stats_path = run.directory / STATS_FILE
+    start = time.perf_counter()
+    seen = 0
+    with (run.directory / LOG_FILE).open("w") as log:
+        process = subprocess.Popen(
+            run.command(host_root),
+            cwd=run.directory,
+            env=host_env(host_root),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopped with its workers
+        )
+        try:
             while True:
                 returncode = process.poll()
                 records = read_jsonl(stats_path)
@@ -188,28 +349,22 @@ def run_all(
                     seen = len(records)
                 if returncode is not None:
                     break
+                if stop.signum is not None:
+                    raise stopped(run.method, seen)
                 time.sleep(poll_s)
-        if returncode == 0 and seen >= epochs:
-            status[run.method] = "done"
-            run.done_path.write_text(
-                json.dumps(
-                    {
-                        "config_hash": config_hash(run.config_text),
-                        "seconds": time.perf_counter() - start,
-                        "settings_source": run.settings_source,
-                    }
-                )
-            )
+        except BaseException:
+            stop_process_group(process, grace_s)
+            raise
+    if returncode == 0 and seen >= epochs:
+        status[run.method] = "done"
+        _write_done(run, time.perf_counter() - start)
+    else:
+        status[run.method] = "failed"
+        message = (
+            f"compare: {run.method} failed (exit code {returncode}, {seen}/{epochs} epochs); "
+            f"log {run.directory / LOG_FILE}:\n{_tail(run.directory / LOG_FILE)}"
+        )
+        if bar is not None:
+            bar.write(message)
         else:
-            status[run.method] = "failed"
-            message = (
-                f"compare: {run.method} failed (exit code {returncode}, {seen}/{epochs} epochs); "
-                f"log {run.directory / LOG_FILE}:\n{_tail(run.directory / LOG_FILE)}"
-            )
-            if bar is not None:
-                bar.write(message)
-            else:
-                print(message, flush=True)
-    if bar is not None:
-        bar.close()
-    return status
+            print(message, flush=True)
