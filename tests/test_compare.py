@@ -350,6 +350,110 @@ def test_compare_frossl_and_barlow_twins_on_digits(tmp_path, demo_data):
     assert changed.returncode == 2 and "other settings" in changed.stdout
 
 
+def _fake_epoch_stats(directory: Path, losses) -> None:
+    """``epoch_stats.jsonl`` as the host run would write it, one record per loss."""
+
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / runner.STATS_FILE).open("w") as handle:
+        for epoch, loss in enumerate(losses, start=1):
+            record = {
+                "epoch": epoch,
+                "wall_time_s": 2.0 * epoch,
+                "train_time_s": 1.5,
+                "val_time_s": 0.5,
+                "steps": 2,
+                "samples": 32,
+                "images_per_s": 32 / 1.5,
+                "step_time_s": 0.75,
+                "peak_memory_mib": 500.0,
+                "memory_kind": "cpu_peak_rss",
+                "metrics": {"val_acc1": 20.0 * epoch, "train_frossl_loss_epoch": loss},
+            }
+            handle.write(json.dumps(record) + "\n")
+
+
+# --- plots ------------------------------------------------------------------------------------
+
+
+def _same(values, expected):
+    return len(values) == len(expected) and all(
+        (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b) for a, b in zip(values, expected)
+    )
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        ([200.0, 100.0, 50.0], [1.0, 0.5, 0.25]),
+        ([0.3, 0.15, 0.6], [1.0, 0.5, 2.0]),
+        # the first finite non-zero value is the reference; non-finite values become NaN
+        ([0.0, math.nan, 0.4, 0.1], [0.0, math.nan, 1.0, 0.25]),
+        ([math.inf, 2.0, 1.0], [math.nan, 1.0, 0.5]),
+        # a negative loss keeps its direction: a falling loss falls from -1
+        ([-0.5, -1.0, -1.5], [-1.0, -2.0, -3.0]),
+    ],
+)
+def test_loss_relative_to_its_first_epoch(values, expected):
+    assert _same(report.relative_to_first(values), expected)
+
+
+@pytest.mark.parametrize("values", [[], [0.0, 0.0], [math.nan, 0.0, math.inf], [None]])
+def test_loss_without_a_finite_nonzero_value_has_no_line(values):
+    assert report.relative_to_first(values) is None
+
+
+@pytest.mark.parametrize("target_key, panel", [("online_acc1", 0), ("knn_acc1", 1), (None, None)])
+def test_target_line_only_on_the_panel_of_its_metric(target_key, panel):
+    pytest.importorskip("matplotlib", reason="the plots need matplotlib: pip install .[test]")
+    from frossl_plugin.plots import curves_figure, plt
+
+    columns = {"epoch": [1, 2], "online_acc1": [40, 60], "knn_acc1": [30, 50], "x_acc1": [1, 2]}
+    series = {"frossl": columns, "barlow_twins": columns}
+    # every key ends in acc1: the target goes only on the panel of target_key
+    panels = [("online_acc1", "online"), ("knn_acc1", "kNN"), ("x_acc1", "another top-1")]
+    fig = curves_figure(series, "epoch", panels, target=50.0, target_key=target_key)
+    try:
+        with_target = [
+            index
+            for index, ax in enumerate(fig.axes)
+            if any(line.get_label() == "target" for line in ax.get_lines())
+        ]
+        assert with_target == ([] if panel is None else [panel])
+        assert [len(ax.get_lines()) for ax in fig.axes] == [
+            2 + (index == panel) for index in range(3)
+        ]
+    finally:
+        plt.close(fig)
+
+
+@pytest.mark.parametrize("target_metric", ["online_acc1", "knn_acc1"])
+def test_plots_get_relative_losses_and_the_target_metric(tmp_path, monkeypatch, target_metric):
+    pytest.importorskip("matplotlib", reason="the plots need matplotlib: pip install .[test]")
+    import frossl_plugin.plots
+
+    calls = []
+    real = frossl_plugin.plots.plot_curves
+
+    def spy(series, x_key, panels, path, title="", target=None, target_key=None):
+        calls.append((series, [key for key, _ in panels], target, target_key))
+        return real(series, x_key, panels, path, title, target, target_key)
+
+    monkeypatch.setattr(frossl_plugin.plots, "plot_curves", spy)
+    losses = {"frossl": [0.3, 0.27, 0.24], "barlow_twins": [200.0, 150.0, 100.0], "x": [0.0] * 3}
+    rows = {}
+    for method, values in losses.items():
+        _fake_epoch_stats(tmp_path / method, values)
+        rows[method] = report.method_rows(method, tmp_path / method)
+    written = report.write_plots(rows, {}, tmp_path, 40.0, target_metric)
+    assert written == [tmp_path / "accuracy_vs_epoch.png", tmp_path / "accuracy_vs_time.png"]
+    (series, keys, target, key), (_, time_keys, _, time_key) = calls
+    assert keys == ["online_acc1", "knn_acc1", report.RELATIVE_LOSS]
+    assert (target, key, time_key) == (40.0, target_metric, target_metric)
+    assert series["frossl"][report.RELATIVE_LOSS] == pytest.approx([1.0, 0.9, 0.8])
+    assert series["barlow_twins"][report.RELATIVE_LOSS] == pytest.approx([1.0, 0.75, 0.5])
+    assert report.RELATIVE_LOSS not in series["x"]  # all-zero loss: no line
+
+
 # --- stopping with SIGINT / SIGTERM -----------------------------------------------------------
 
 

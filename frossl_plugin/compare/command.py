@@ -299,7 +299,8 @@ def run_compare(args: argparse.Namespace) -> int:
     }
     (out / "summary.md").write_text(report.summary_markdown(summary, context, sources))
     target = summary["target"] if report._valid(summary["target"]) else None
-    report.write_plots(rows_by_method, {run.method: run.directory for run in runs}, out, target)
+    run_dirs = {run.method: run.directory for run in runs}
+    report.write_plots(rows_by_method, run_dirs, out, target, metric)
     print(f"compare: results in {out} (epochs.csv, summary.md, *.png)")
     failed = [method for method, state in status.items() if state == "failed"]
     if failed:

@@ -6,7 +6,7 @@ import os
 import platform
 import statistics
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from frossl_plugin.compare.method_settings import FROSSL, LOSS_METRICS
 from frossl_plugin.compare.runner import STATS_FILE, read_jsonl
@@ -35,6 +35,7 @@ CSV_COLUMNS = [
     "renyi2_projector",
 ]
 NAN = float("nan")
+RELATIVE_LOSS = "train_loss_relative"  # plotted column: loss / |first-epoch loss|
 
 
 def loss_metric_of(method: str, metrics: Dict[str, float]) -> Optional[str]:
@@ -242,14 +243,44 @@ def machine_description() -> str:
     return "; ".join(parts)
 
 
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def relative_to_first(values: Sequence[float]) -> Optional[List[float]]:
+    """``values`` divided by the absolute value of the first finite non-zero one, so that losses
+    of very different scales (FroSSL about 0.3, Barlow Twins about 200) show their own trend on
+    one axis, starting at 1 (or -1 for a negative loss: the absolute value keeps the direction
+    of the trend). Non-finite values become NaN (not plotted).
+
+    Returns:
+        Optional[List[float]]: the relative values, or None when no value is finite and
+        non-zero (nothing to plot).
+    """
+
+    reference = next((value for value in values if _finite(value) and value != 0), None)
+    if reference is None:
+        return None
+    return [value / abs(reference) if _finite(value) else NAN for value in values]
+
+
 def write_plots(
     rows_by_method: Dict[str, List[dict]],
     run_dirs: Dict[str, Path],
     out: Path,
     target: Optional[float],
+    target_metric: str = "online_acc1",
 ) -> List[Path]:
     """accuracy_vs_epoch.png, accuracy_vs_time.png, effective_rank.png and
-    spectra/<method>.png; nothing when matplotlib is missing."""
+    spectra/<method>.png.
+
+    Args:
+        target (Optional[float]): the target accuracy, drawn only on the panel of
+            ``target_metric`` (``online_acc1`` or ``knn_acc1``).
+
+    Returns:
+        List[Path]: the files written; empty when matplotlib is missing.
+    """
 
     try:
         from frossl_plugin.plots import plot_curves, plot_spectra
@@ -258,19 +289,23 @@ def write_plots(
         return []
     from frossl_plugin.callbacks.spectrum_monitor import read_spectrum_records
 
-    series = {
-        method: {key: [row.get(key, NAN) for row in rows] for key in CSV_COLUMNS}
-        for method, rows in rows_by_method.items()
-    }
+    series = {}
+    for method, rows in rows_by_method.items():
+        columns = {key: [row.get(key, NAN) for row in rows] for key in CSV_COLUMNS}
+        relative = relative_to_first(columns["train_loss"])
+        if relative is not None:  # otherwise no loss line for this method
+            columns[RELATIVE_LOSS] = relative
+        series[method] = columns
     accuracy = [("online_acc1", "online linear top-1 (%)"), ("knn_acc1", "kNN top-1 (%)")]
     written = [
         plot_curves(
             series,
             "epoch",
-            accuracy + [("train_loss", "training loss")],
+            accuracy + [(RELATIVE_LOSS, "training loss / |first-epoch loss|")],
             out / "accuracy_vs_epoch.png",
             "accuracy against epoch",
             target,
+            target_metric,
         ),
         plot_curves(
             series,
@@ -279,6 +314,7 @@ def write_plots(
             out / "accuracy_vs_time.png",
             "accuracy against wall-clock time",
             target,
+            target_metric,
         ),
     ]
     spectra_dir = out / "spectra"
