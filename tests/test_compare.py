@@ -19,7 +19,7 @@ import pytest
 import yaml
 from conftest import HOST_PATH, host_env, requires_host, write_tiny_image_folder
 
-from frossl_plugin.compare import report, runner
+from frossl_plugin.compare import command, report, runner
 from frossl_plugin.compare.command import _validate, add_compare, parse_devices
 from frossl_plugin.compare.method_settings import DEFAULT_SETTINGS, method_settings
 from frossl_plugin.compare.run_config import (
@@ -287,6 +287,10 @@ def test_compare_frossl_and_barlow_twins_on_digits(tmp_path, demo_data):
     ]
     result = _compare(args, tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == (
+        f"compare: results in {out.resolve()}: epochs.csv, summary.md, accuracy_vs_epoch.png, "
+        "accuracy_vs_time.png, spectra/frossl.png, spectra/barlow_twins.png, effective_rank.png"
+    )
 
     with (out / "epochs.csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -350,6 +354,18 @@ def test_compare_frossl_and_barlow_twins_on_digits(tmp_path, demo_data):
     assert changed.returncode == 2 and "other settings" in changed.stdout
 
 
+# --- optional dependencies --------------------------------------------------------------------
+
+
+def _hide_matplotlib(monkeypatch):
+    """Makes ``import matplotlib`` (and so frossl_plugin.plots) fail in this process."""
+
+    for name in [n for n in sys.modules if n == "matplotlib" or n.startswith("matplotlib.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.delitem(sys.modules, "frossl_plugin.plots", raising=False)
+
+
 def _fake_epoch_stats(directory: Path, losses) -> None:
     """``epoch_stats.jsonl`` as the host run would write it, one record per loss."""
 
@@ -370,6 +386,73 @@ def _fake_epoch_stats(directory: Path, losses) -> None:
                 "metrics": {"val_acc1": 20.0 * epoch, "train_frossl_loss_epoch": loss},
             }
             handle.write(json.dumps(record) + "\n")
+
+
+@pytest.mark.parametrize("matplotlib_installed", [False, True])
+def test_missing_matplotlib_is_said_before_training_and_only_written_files_are_listed(
+    tmp_path, monkeypatch, capsys, matplotlib_installed
+):
+    if matplotlib_installed:
+        pytest.importorskip("matplotlib", reason="the plots need matplotlib: pip install .[test]")
+    else:
+        _hide_matplotlib(monkeypatch)
+    data = write_tiny_image_folder(tmp_path / "data", classes=2, size=8)
+    fake_host = tmp_path / "host"
+    fake_host.mkdir()
+    monkeypatch.setattr(runner, "find_host", lambda path=None: fake_host)
+    monkeypatch.setattr(command, "_check_methods", lambda methods, host_root: None)
+    said_before_training = []
+
+    def fake_run_all(runs, host_root, epochs, force=False):
+        said_before_training.append(capsys.readouterr().out)
+        for run in runs:
+            _fake_epoch_stats(run.directory, [0.3, 0.2])
+        return {run.method: "done" for run in runs}
+
+    monkeypatch.setattr(runner, "run_all", fake_run_all)
+    out = tmp_path / "cmp"
+    parser = argparse.ArgumentParser()
+    add_compare(parser.add_subparsers())
+    args = parser.parse_args(
+        ["compare", "--methods", "frossl", "--data", str(data), "--epochs", "2", "--out", str(out)]
+    )
+    assert args.run(args) == 0
+    final = capsys.readouterr().out.strip().splitlines()[-1]
+
+    (before,) = said_before_training
+    notice = [line for line in before.splitlines() if "matplotlib" in line]
+    written = re.fullmatch(r"compare: results in (.+?): (.+?)( \(no plots.*\))?", final)
+    assert written, final
+    names = written.group(2).split(", ")
+    assert all((out / name).is_file() for name in names)
+    if matplotlib_installed:
+        assert notice == []
+        # no spectra were recorded, so no effective_rank.png and no spectra/ are listed
+        assert names == [
+            "epochs.csv",
+            "summary.md",
+            "accuracy_vs_epoch.png",
+            "accuracy_vs_time.png",
+        ]
+    else:
+        assert notice == [
+            "compare: matplotlib is not installed, so no plots will be written "
+            f"({report.PLOT_FILES}); to get them: pip install 'frossl-plugin[compare]' (from the "
+            "package index), or pip install '.[compare]' in a frossl-plugin checkout"
+        ]
+        assert names == ["epochs.csv", "summary.md"]
+        assert ".png" not in final and "matplotlib is not installed" in final
+        assert not list(out.glob("*.png"))
+
+
+def test_optional_dependency_notices_name_what_is_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    _hide_matplotlib(monkeypatch)
+    notices = report.optional_dependency_notices()
+    assert len(notices) == 2
+    assert notices[0].startswith("compare: matplotlib is not installed, so no plots")
+    assert notices[1].startswith("compare: tqdm is not installed, so progress is one printed line")
+    assert all("pip install '.[compare]'" in notice for notice in notices)
 
 
 # --- plots ------------------------------------------------------------------------------------

@@ -178,9 +178,11 @@ class SpectrumMonitor(Callback):
         try:
             from frossl_plugin.plots import plot_spectra
         except ImportError:  # matplotlib missing: records only
+            from frossl_plugin import install_hint
+
             warnings.warn(
                 f"matplotlib is not installed, so no spectra.png: the spectra are in "
-                f"{self.records_path} (pip install 'frossl-plugin[compare]' for the plot).",
+                f"{self.records_path} (for the plot: {install_hint('compare')}).",
                 stacklevel=2,
             )
             return

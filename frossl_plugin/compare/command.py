@@ -17,8 +17,8 @@ DESCRIPTION = """\
 Trains each method with the host's unmodified main_pretrain.py, one subprocess per method (cwd
 OUT/<method>), with the same backbone, augmentations, batch size, epochs, seed, data and
 evaluation; only method, method_kwargs (and momentum) differ. Writes OUT/epochs.csv,
-OUT/summary.md, OUT/accuracy_vs_epoch.png, OUT/accuracy_vs_time.png, OUT/effective_rank.png and
-OUT/spectra/<method>.png. Rerunning skips finished methods.
+OUT/summary.md and, with matplotlib, OUT/accuracy_vs_epoch.png, OUT/accuracy_vs_time.png,
+OUT/effective_rank.png and OUT/spectra/<method>.png. Rerunning skips finished methods.
 Ctrl-C (SIGINT) or SIGTERM stops the running method with its data-loader workers and exits
 with 130 or 143; rerunning the same command resumes (the stopped method restarts).
 
@@ -208,6 +208,8 @@ def run_compare(args: argparse.Namespace) -> int:
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     _validate(args, methods)
+    for notice in report.optional_dependency_notices():  # before minutes of training
+        print(notice, flush=True)
     host_root = find_host(args.host)
     _check_methods(methods, host_root)
     out = Path(args.out).expanduser().resolve()
@@ -281,7 +283,7 @@ def run_compare(args: argparse.Namespace) -> int:
         if status[run.method] in ("done", "skipped"):
             rows_by_method[run.method] = report.method_rows(run.method, run.directory)
     all_rows = [row for rows in rows_by_method.values() for row in rows]
-    report.write_csv(all_rows, out / "epochs.csv")
+    written = [report.write_csv(all_rows, out / "epochs.csv")]
     metric = "online_acc1" if args.target_metric == "online" else "knn_acc1"
     summary = report.summarize(rows_by_method, args.target_acc, args.target_fraction, metric)
     context = {
@@ -298,10 +300,15 @@ def run_compare(args: argparse.Namespace) -> int:
         ),
     }
     (out / "summary.md").write_text(report.summary_markdown(summary, context, sources))
+    written.append(out / "summary.md")
     target = summary["target"] if report._valid(summary["target"]) else None
-    run_dirs = {run.method: run.directory for run in runs}
-    report.write_plots(rows_by_method, run_dirs, out, target, metric)
-    print(f"compare: results in {out} (epochs.csv, summary.md, *.png)")
+    plots = report.plots_available()
+    if plots:  # if not, the notice at the start said so
+        run_dirs = {run.method: run.directory for run in runs}
+        written += report.write_plots(rows_by_method, run_dirs, out, target, metric)
+    names = ", ".join(str(path.relative_to(out)) for path in written)
+    missing = "" if plots else " (no plots: matplotlib is not installed)"
+    print(f"compare: results in {out}: {names}{missing}")
     failed = [method for method, state in status.items() if state == "failed"]
     if failed:
         print(f"compare: failed methods {failed}; see their train.log")

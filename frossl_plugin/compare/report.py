@@ -8,6 +8,7 @@ import statistics
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from frossl_plugin import install_hint
 from frossl_plugin.compare.method_settings import FROSSL, LOSS_METRICS
 from frossl_plugin.compare.runner import STATS_FILE, read_jsonl
 
@@ -35,7 +36,38 @@ CSV_COLUMNS = [
     "renyi2_projector",
 ]
 NAN = float("nan")
+PLOT_FILES = "accuracy_vs_epoch.png, accuracy_vs_time.png, effective_rank.png, spectra/<method>.png"
 RELATIVE_LOSS = "train_loss_relative"  # plotted column: loss / |first-epoch loss|
+
+
+def plots_available() -> bool:
+    """True when the plots can be drawn (matplotlib imports)."""
+
+    try:
+        import frossl_plugin.plots  # noqa: F401  (imports matplotlib)
+    except ImportError:
+        return False
+    return True
+
+
+def optional_dependency_notices() -> List[str]:
+    """One line per missing optional dependency of ``compare``: what will be missing and how to
+    install it. Meant to be printed before any training starts."""
+
+    notices = []
+    if not plots_available():
+        notices.append(
+            f"compare: matplotlib is not installed, so no plots will be written ({PLOT_FILES}); "
+            f"to get them: {install_hint('compare')}"
+        )
+    try:
+        import tqdm  # noqa: F401
+    except ImportError:
+        notices.append(
+            "compare: tqdm is not installed, so progress is one printed line per epoch instead "
+            f"of a progress bar; for the bar: {install_hint('compare')}"
+        )
+    return notices
 
 
 def loss_metric_of(method: str, metrics: Dict[str, float]) -> Optional[str]:
@@ -285,7 +317,7 @@ def write_plots(
     try:
         from frossl_plugin.plots import plot_curves, plot_spectra
     except ImportError:
-        print("compare: no plots, matplotlib is missing (pip install 'frossl-plugin[compare]')")
+        print(f"compare: no plots, matplotlib is not installed ({install_hint('compare')})")
         return []
     from frossl_plugin.callbacks.spectrum_monitor import read_spectrum_records
 
