@@ -32,15 +32,17 @@ export PYTHONPATH="$SOLO_LEARN_PATH${PYTHONPATH:+:$PYTHONPATH}"
 
 cd "$DEMO_DIR"
 frossl-plugin demo-data datasets/frossl_demo
-mkdir -p markers
+mkdir -p markers results
+RESULTS=results/seed$SEED.txt
 touch markers/pretrain
 python "$SOLO_LEARN_PATH/main_pretrain.py" --config-name frossl_demo.yaml seed="$SEED" "$@"
+frossl-plugin results --since markers/pretrain --checkpoints trained_models/demo/frossl \
+    --label "pretraining" --accuracy-name "online linear" > "$RESULTS"
 touch markers/linear
 python "$SOLO_LEARN_PATH/main_linear.py" --config-name frossl_demo_linear.yaml seed="$SEED"
+frossl-plugin results --since markers/linear --checkpoints trained_models/demo/linear \
+    --label "offline linear probe" --accuracy-name "linear probe" >> "$RESULTS"
 
 echo
-echo "Results (seed $SEED):"
-frossl-plugin results --since markers/pretrain --checkpoints trained_models/demo/frossl \
-    --label "pretraining" --accuracy-name "online linear"
-frossl-plugin results --since markers/linear --checkpoints trained_models/demo/linear \
-    --label "offline linear probe" --accuracy-name "linear probe"
+echo "Results (seed $SEED), also in $DEMO_DIR/$RESULTS:"
+cat "$RESULTS"
