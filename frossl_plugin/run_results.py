@@ -70,7 +70,7 @@ def describe_run(label: str, accuracy_name: str, outputs: dict) -> str:
     lines.append(
         f"  metrics:    {metrics_file.resolve()}"
         if metrics_file
-        else f"  metrics:    no {METRICS_FILE} (a CSV logger writes it; the host used another logger)"
+        else f"  metrics:    no {METRICS_FILE} (a CSV logger writes it; this run used another)"
     )
     checkpoint = outputs["checkpoint"]
     lines.append(f"  checkpoint: {checkpoint.resolve() if checkpoint else 'none written'}")
