@@ -20,6 +20,7 @@ def _load(name: str):
     return module
 
 
+@pytest.mark.slow  # about a minute: each shape is measured in fresh processes
 def test_loss_speed_runs_and_matches_lightly(tmp_path):
     pytest.importorskip("lightly", reason="the reference needs lightly: pip install .[test]")
     out = tmp_path / "loss.md"

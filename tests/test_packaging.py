@@ -109,11 +109,15 @@ def test_wheel_metadata(wheel_files):
 
 
 def test_wheel_holds_the_upstream_export_templates(wheel_files):
-    templates = {
+    shipped = {
         f for f in wheel_files["files"] if f.startswith("frossl_plugin/upstream/templates/")
     }
-    assert "frossl_plugin/upstream/templates/frossl_pr.md.tmpl" in templates
-    assert len(templates) >= 5
+    in_checkout = {
+        path.relative_to(REPO).as_posix()
+        for path in (REPO / "frossl_plugin" / "upstream" / "templates").glob("*.tmpl")
+    }
+    assert "frossl_plugin/upstream/templates/frossl_pr.md.tmpl" in in_checkout
+    assert shipped == in_checkout
 
 
 @pytest.fixture(scope="module")

@@ -118,12 +118,17 @@ def test_fully_collapsed_embeddings():
     assert max(stats["eigenvalues"]) == pytest.approx(0.0, abs=1e-12)
 
 
-def test_building_blocks_compose():
-    matrix = torch.randn(20, 6, dtype=torch.float64)
-    singular = centered_singular_values(matrix)
+def test_building_blocks_match_numpy_and_scipy():
+    matrix = np.random.default_rng(7).standard_normal((20, 6)) @ np.diag([5, 3, 2, 1, 0.5, 0.1])
+    reference = numpy_reference(matrix)
+    reference_singular = np.linalg.svd(matrix - matrix.mean(axis=0), compute_uv=False)
+
+    singular = centered_singular_values(torch.from_numpy(matrix))
+    np.testing.assert_allclose(singular.numpy(), reference_singular, rtol=1e-10)
     eigenvalues = covariance_eigenvalues(singular, 20)
-    assert rankme(singular) == pytest.approx(spectrum_stats(matrix)["rankme"])
-    assert renyi2_entropy(eigenvalues) == pytest.approx(spectrum_stats(matrix)["renyi2"])
+    np.testing.assert_allclose(eigenvalues.numpy(), reference["eigenvalues"], rtol=1e-9)
+    assert float(rankme(singular)) == pytest.approx(reference["rankme"], rel=1e-9)
+    assert float(renyi2_entropy(eigenvalues)) == pytest.approx(reference["renyi2"], rel=1e-9)
 
 
 @pytest.mark.parametrize(
