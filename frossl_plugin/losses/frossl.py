@@ -94,17 +94,24 @@ def _stack_views(z: Union[torch.Tensor, Sequence[torch.Tensor]]) -> torch.Tensor
     return views
 
 
+def _check_center(center: bool) -> None:
+    if not isinstance(center, bool):
+        raise ValueError(f"center must be True or False, but found {center!r}.")
+
+
 def frossl_loss_func(
     z: Union[torch.Tensor, Sequence[torch.Tensor]],
     invariance_weight: float = 1.0,
     gather_across_devices: bool = False,
     check_finite: Optional[bool] = None,
+    center: bool = False,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Computes the multiview FroSSL loss and its two terms.
 
-    For each view ``v`` the columns of ``Z_v`` are L2-normalized over the batch (``Zh_v``) and
-    ``Zbar`` is the mean of the normalized views. Then, with ``K_v`` the smaller of
-    ``Zh_v^T Zh_v`` (D x D) and ``Zh_v Zh_v^T`` (N x N), which share their non-zero eigenvalues:
+    For each view ``v`` the columns of ``Z_v`` are L2-normalized over the batch (``Zh_v``), after
+    subtracting their mean over the batch if ``center=True``, and ``Zbar`` is the mean of the
+    normalized views. Then, with ``K_v`` the smaller of ``Zh_v^T Zh_v`` (D x D) and
+    ``Zh_v Zh_v^T`` (N x N), which share their non-zero eigenvalues:
 
     - ``regularization = sum_v log ||K_v / tr(K_v)||_F^2`` (minus the order-2 Renyi entropy),
     - ``invariance = sum_v V * D * mean((Zh_v - Zbar)^2)``,
@@ -112,22 +119,39 @@ def frossl_loss_func(
 
     Everything is computed in (at least) float32, also under fp16/bf16 autocast, and no value is
     copied to the host, so the function never synchronizes an accelerator unless
-    ``check_finite=True``. An all-zero feature column (a dead unit) contributes nothing; a view
-    whose columns are all zero counts as fully collapsed (its regularization is 0, the maximum).
+    ``check_finite=True``. An all-zero feature column (a dead unit) contributes nothing, and with
+    ``center=True`` neither does a constant one (it is exactly zero once centred); a view whose
+    columns are all zero counts as fully collapsed (its regularization is 0, the maximum).
     The backward is first order only: differentiating it again raises a ``RuntimeError``.
+
+    ``center=True`` is the function the paper's two-view runs used (the official repository's
+    two-view ``frossl_loss_func``, called for 2 views until 2024-08): it standardized each feature
+    over the batch, scaled the columns to norm sqrt(D) and returned ``w * mse + 2 log ||K_a||_F +
+    2 log ||K_b||_F`` with ``K = Z^T Z / N``. For V = 2 that equals this loss with ``center=True``
+    plus the constant ``4 log(D^2 / N)``, with the same gradients (where it is defined: a constant
+    column makes its std 0 and its loss NaN). ``center=False`` is the official multiview function
+    (used for every number of views since 2024-08, and by lightly's ``FroSSLLoss``).
 
     Args:
         z (Union[torch.Tensor, Sequence[torch.Tensor]]): V x N x D tensor, or a sequence of V
             N x D tensors, with the projected embeddings of V >= 2 views of the same N samples.
         invariance_weight (float): weight w of the invariance term. Defaults to 1.0.
         gather_across_devices (bool): if True and a process group with more than one process is
-            initialized, all statistics (column norms, mean view, Gram matrices) are computed over
+            initialized, all statistics (column means and norms, mean view, Gram matrices) use
             the global batch, gathered with autograd-aware collectives. Otherwise every statistic
             uses the local batch. Defaults to False.
         check_finite (Optional[bool]): raise ``ValueError`` if ``z`` holds NaN or inf. Any such
             value makes the loss non-finite, so the check reads the 0-d loss on the host:
             ``None`` (default) checks CPU tensors only; pass True to also check accelerator
             tensors at the cost of one device sync per call.
+        center (bool): subtract from each feature column of each view its mean over the batch
+            (the global batch with ``gather_across_devices``) before the column normalization.
+            Defaults to False.
+
+    Raises:
+        ValueError: for fewer than 2 views or samples, mismatched or non-floating-point views, a
+            negative or non-finite ``invariance_weight``, a non-bool ``center``, or (when
+            checked) non-finite values in ``z``.
 
     Returns:
         Tuple[torch.Tensor, torch.Tensor, torch.Tensor]: 0-d tensors
@@ -142,6 +166,7 @@ def frossl_loss_func(
         raise ValueError(
             f"invariance_weight must be a finite number >= 0, but found {invariance_weight}."
         )
+    _check_center(center)
 
     views = _stack_views(z)  # (V, N, D)
     if check_finite is None:
@@ -155,6 +180,14 @@ def frossl_loss_func(
         views = views.to(compute_dtype)
         num_views, n, d = views.shape
         eps = torch.finfo(compute_dtype).eps
+
+        if center:
+            # Shifted by the first sample before the mean is taken (the shifted-data algorithm):
+            # mathematically the same centring, with the same gradient since the shift is
+            # detached, but a constant column becomes exactly zero, a dead column, where
+            # "z - mean" would leave the mean's rounding error, a column that normalizes to ones.
+            views = views - views[:, :1].detach()  # (V, N, D)
+            views = views - views.mean(dim=1, keepdim=True)  # (V, N, D)
 
         # unit L2 norm per feature column, over the batch; dead columns stay zero
         col_norms = views.norm(dim=1, keepdim=True)  # (V, 1, D)
@@ -214,6 +247,8 @@ class FroSSLLoss(nn.Module):
         invariance_weight (float): weight of the invariance term. Defaults to 1.0.
         gather_across_devices (bool): compute the statistics over the global batch under DDP.
         check_finite (Optional[bool]): see :func:`frossl_loss_func`.
+        center (bool): centre each feature over the batch first, as the paper's two-view runs
+            did; see :func:`frossl_loss_func`. Defaults to False.
 
     Example:
         >>> loss_fn = FroSSLLoss(invariance_weight=1.0)
@@ -225,11 +260,14 @@ class FroSSLLoss(nn.Module):
         invariance_weight: float = 1.0,
         gather_across_devices: bool = False,
         check_finite: Optional[bool] = None,
+        center: bool = False,
     ):
         super().__init__()
+        _check_center(center)
         self.invariance_weight = invariance_weight
         self.gather_across_devices = gather_across_devices
         self.check_finite = check_finite
+        self.center = center
 
     def forward(
         self, z: Union[torch.Tensor, Sequence[torch.Tensor]]
@@ -239,4 +277,5 @@ class FroSSLLoss(nn.Module):
             invariance_weight=self.invariance_weight,
             gather_across_devices=self.gather_across_devices,
             check_finite=self.check_finite,
+            center=self.center,
         )
