@@ -262,8 +262,9 @@ def test_host_baselines_train_with_a_timm_backbone(method, method_kwargs, moment
 
 @requires_host
 @pytest.mark.slow
-def test_unmodified_main_pretrain_with_timm_backbone_and_unknown_name(tmp_path, demo_data):
-    """As a new user would: the host's main_pretrain.py with ``backbone.name=timm/...``."""
+def test_unmodified_main_pretrain_with_timm_backbone(tmp_path, demo_data):
+    """As a new user would: the host's main_pretrain.py with ``backbone.name=timm/...`` (an
+    unknown name: tests/test_setup_errors.py)."""
 
     common = quick_demo_overrides(demo_data, tmp_path / "models")
     result = run_host_script(
@@ -297,12 +298,6 @@ def test_unmodified_main_pretrain_with_timm_backbone_and_unknown_name(tmp_path, 
         assert completed.returncode == 0, completed.stderr[-3000:]
         assert completed.stdout.split("\n")[-2] == "RegNet (1, 1)"
 
-    result = run_host_script(
-        "main_pretrain.py", common + ["backbone.name=timm/regnetx_0002"], cwd=tmp_path
-    )
-    assert result.returncode != 0
-    output = result.stdout + result.stderr
-    assert "ValueError" in output and "regnetx_002" in output, output[-3000:]
 
 
 @pytest.mark.slow
