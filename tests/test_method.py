@@ -74,11 +74,14 @@ def test_projector_layers(tmp_path):
     assert layers == ["Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d", "ReLU", "Linear"]
 
 
-def test_training_step_uses_every_crop_and_logs_the_terms(tmp_path, monkeypatch):
+@pytest.mark.parametrize("center", [False, True])
+def test_training_step_uses_every_crop_and_logs_the_terms(tmp_path, monkeypatch, center):
     import frossl_plugin.methods.frossl as method_module
     from frossl_plugin.methods.frossl import FroSSL
 
-    cfg = method_cfg(tmp_path, small_crops=2)
+    # a plain override: configs/base/pretrain.yaml holds the default
+    cfg = method_cfg(tmp_path, [f"method_kwargs.center={str(center).lower()}"], small_crops=2)
+    assert cfg.method_kwargs.center is center
     assert (cfg.data.num_large_crops, cfg.data.num_small_crops) == (2, 2)
     model = FroSSL(cfg)
 
@@ -96,7 +99,11 @@ def test_training_step_uses_every_crop_and_logs_the_terms(tmp_path, monkeypatch)
 
     loss = model.training_step(fake_batch(cfg), 0)
     assert seen["shapes"] == [(8, 32)] * 4
-    assert seen["kwargs"] == {"invariance_weight": 1.0, "gather_across_devices": False}
+    assert seen["kwargs"] == {
+        "invariance_weight": 1.0,
+        "gather_across_devices": False,
+        "center": center,
+    }
     assert set(logged) == {
         "train_frossl_loss",
         "train_frossl_invariance",
@@ -163,6 +170,7 @@ def test_defaults_are_filled(tmp_path):
         "proj_output_dim": 1024,
         "invariance_weight": 1.0,
         "gather_across_devices": False,
+        "center": False,
     }
 
 
@@ -195,6 +203,9 @@ def test_importing_the_method_registers_it(tmp_path):
         ("invariance_weight", "heavy", "invariance_weight must be a finite number >= 0"),
         ("invariance_weight", float("nan"), "invariance_weight must be a finite number >= 0"),
         ("gather_across_devices", "yes", "gather_across_devices must be true or false"),
+        ("center", "yes", "center must be true or false, but found 'yes'"),
+        ("center", 1, "center must be true or false, but found 1"),
+        ("center", None, "center must be true or false, but found None"),
         ("invariance_wieght", 1.0, r"Unknown FroSSL method_kwargs \['invariance_wieght'\]"),
         ("proj_output_dim", "???", r"method_kwargs.proj_output_dim is missing"),
     ],

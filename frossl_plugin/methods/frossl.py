@@ -17,6 +17,7 @@ _DEFAULT_METHOD_KWARGS = {
     "proj_output_dim": 1024,
     "invariance_weight": 1.0,
     "gather_across_devices": False,
+    "center": False,
 }
 
 
@@ -37,12 +38,24 @@ class FroSSL(BaseMethod):
                 invariance_weight (float): weight w of the invariance term (1.0).
                 gather_across_devices (bool): compute the loss over the global batch under
                     DDP instead of each device's local batch (False).
+                center (bool): centre each feature over the batch before the column
+                    normalization (False). True is the loss the paper's two-view runs used;
+                    False is the multiview loss the paper's 4- and 8-view runs used.
+
+        Why ``center`` defaults to False: the uncentred loss is the reference (multiview)
+        formulation, the one the official repository (OFSkean/FroSSL) runs for every number of
+        views since 2024-08 (commit 4942ce5: "the results might differ slightly"), and the one
+        lightly's ``FroSSLLoss`` and solo-learn PR #398 implement. Before that, the official code
+        used a two-view function for 2 views, which is this loss with ``center: true`` up to an
+        additive constant (same gradients); the configs that reproduce the paper's two-view runs
+        set it.
         """
 
         super().__init__(cfg)
 
         self.invariance_weight: float = cfg.method_kwargs.invariance_weight
         self.gather_across_devices: bool = cfg.method_kwargs.gather_across_devices
+        self.center: bool = cfg.method_kwargs.center
 
         proj_hidden_dim: int = cfg.method_kwargs.proj_hidden_dim
         self.proj_output_dim: int = cfg.method_kwargs.proj_output_dim
@@ -65,8 +78,9 @@ class FroSSL(BaseMethod):
             cfg (omegaconf.DictConfig): DictConfig object.
 
         Raises:
-            ValueError: for unknown keys, missing (``???``) values, wrong types, non-positive
-                dimensions or a negative invariance weight.
+            ValueError: for unknown keys, missing (``???``) values, wrong types (also a
+                non-bool ``gather_across_devices`` or ``center``), non-positive dimensions or a
+                negative invariance weight.
 
         Returns:
             omegaconf.DictConfig: same as the argument, used to avoid errors.
@@ -99,11 +113,11 @@ class FroSSL(BaseMethod):
                 f"method_kwargs.invariance_weight must be a finite number >= 0, "
                 f"but found {weight!r}."
             )
-        if not isinstance(kwargs.gather_across_devices, bool):
-            raise ValueError(
-                f"method_kwargs.gather_across_devices must be true or false, "
-                f"but found {kwargs.gather_across_devices!r}."
-            )
+        for key in ("gather_across_devices", "center"):
+            if not isinstance(kwargs[key], bool):
+                raise ValueError(
+                    f"method_kwargs.{key} must be true or false, but found {kwargs[key]!r}."
+                )
         return cfg
 
     @property
@@ -177,6 +191,7 @@ class FroSSL(BaseMethod):
             out["z"],  # num_crops tensors of B x D: large crops first, then small crops
             invariance_weight=self.invariance_weight,
             gather_across_devices=self.gather_across_devices,
+            center=self.center,
         )
 
         self.log("train_frossl_loss", frossl_loss, on_epoch=True, sync_dist=True)
