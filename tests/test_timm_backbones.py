@@ -299,7 +299,6 @@ def test_unmodified_main_pretrain_with_timm_backbone(tmp_path, demo_data):
         assert completed.stdout.split("\n")[-2] == "RegNet (1, 1)"
 
 
-
 @pytest.mark.slow
 def test_torch_compile_backbone_matches_float64_and_keeps_state_dict_keys():
     """``torch_compile: true`` compiles in place: the same state-dict keys (checkpoints are
