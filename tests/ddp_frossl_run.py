@@ -7,6 +7,7 @@ command line). Every rank writes ``<out>/rank<r>.pt``. Used by tests/test_ddp.py
   ``frossl_loss_func`` and SGD; each rank saves its per-step loss and sample indexes, the
   (already all-reduced) gradients of the first step and the final weights. With
   ``gather_across_devices`` these must equal a single-process run on the global batch.
+  ``--center 1`` trains with ``center=True``: each feature is then centred over the global batch.
 - ``--mode method``: the FroSSL solo-learn method with a tiny CNN backbone; each rank saves the
   loss FroSSL computed and the embeddings it was computed from, so the test can recompute the
   loss on the global batch.
@@ -30,9 +31,9 @@ IMAGE_SIZE, NUM_CLASSES = 8, 5
 
 
 class ToyFroSSL(pl.LightningModule):
-    def __init__(self, gather: bool):
+    def __init__(self, gather: bool, center: bool = False):
         super().__init__()
-        self.gather = gather
+        self.gather, self.center = gather, center
         self.encoder = nn.Sequential(
             nn.Linear(IN_DIM, HIDDEN_DIM), nn.Tanh(), nn.Linear(HIDDEN_DIM, OUT_DIM)
         )
@@ -44,7 +45,7 @@ class ToyFroSSL(pl.LightningModule):
         indexes, (x1, x2), _ = batch
         self.indexes.append(indexes.clone())
         z = torch.stack([self.encoder(x1), self.encoder(x2)])  # (2, N_local, OUT_DIM)
-        loss, _, _ = frossl_loss_func(z, gather_across_devices=self.gather)
+        loss, _, _ = frossl_loss_func(z, gather_across_devices=self.gather, center=self.center)
         self.losses.append(loss.detach().clone())
         return loss
 
@@ -77,7 +78,7 @@ class TinyCNN(nn.Module):
         return self.body(x)
 
 
-def build_method(gather: bool):
+def build_method(gather: bool, center: bool = False):
     """FroSSL with the tiny CNN, recording what its loss function sees and returns."""
 
     import frossl_plugin.methods.frossl as frossl_method
@@ -100,6 +101,7 @@ def build_method(gather: bool):
             "proj_hidden_dim": 16,
             "proj_output_dim": 8,
             "gather_across_devices": gather,
+            "center": center,
         },
         optimizer="sgd",
         lr=0.1,
@@ -131,6 +133,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=("toy", "method"), required=True)
     parser.add_argument("--devices", type=int, required=True)
     parser.add_argument("--gather", type=int, choices=(0, 1), required=True)
+    parser.add_argument("--center", type=int, choices=(0, 1), default=0)
     parser.add_argument("--global-batch", type=int, default=16)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -139,10 +142,10 @@ def main() -> None:
 
     pl.seed_everything(0, workers=True)
     if args.mode == "toy":
-        model = ToyFroSSL(gather=bool(args.gather))
+        model = ToyFroSSL(gather=bool(args.gather), center=bool(args.center))
         dataset = TwoViewDataset(NUM_STEPS * args.global_batch, (IN_DIM,), NUM_CLASSES)
     else:
-        model = build_method(gather=bool(args.gather))
+        model = build_method(gather=bool(args.gather), center=bool(args.center))
         dataset = TwoViewDataset(
             NUM_STEPS * args.global_batch, (3, IMAGE_SIZE, IMAGE_SIZE), NUM_CLASSES
         )

@@ -18,7 +18,9 @@ SCRIPT = Path(__file__).resolve().parent / "ddp_frossl_run.py"
 GLOBAL_BATCH = 16
 
 
-def run_ddp_script(out: Path, mode: str, devices: int, gather: bool, env=None) -> list:
+def run_ddp_script(
+    out: Path, mode: str, devices: int, gather: bool, env=None, center: bool = False
+) -> list:
     """Runs the script and returns the per-rank results, ordered by rank."""
 
     completed = subprocess.run(
@@ -28,6 +30,7 @@ def run_ddp_script(out: Path, mode: str, devices: int, gather: bool, env=None) -
             f"--mode={mode}",
             f"--devices={devices}",
             f"--gather={int(gather)}",
+            f"--center={int(center)}",
             f"--global-batch={GLOBAL_BATCH}",
             f"--out={out}",
         ],
@@ -53,6 +56,15 @@ def toy_runs(tmp_path_factory):
     }
 
 
+@pytest.fixture(scope="module")
+def centred_toy_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ddp_toy_centred")
+    return {
+        "single": run_ddp_script(root / "single", "toy", 1, gather=True, center=True)[0],
+        "ddp_gather": run_ddp_script(root / "ddp_gather", "toy", 2, gather=True, center=True),
+    }
+
+
 @pytest.mark.slow
 def test_ddp_gathered_loss_equals_single_process_global_batch(toy_runs):
     single = toy_runs["single"]["losses"]
@@ -70,6 +82,25 @@ def test_ddp_gathered_gradients_and_weights_equal_single_process(toy_runs):
     single = toy_runs["single"]
     for rank_result in toy_runs["ddp_gather"]:
         assert rank_result["first_grads"].keys() == single["first_grads"].keys()
+        for name, grad in single["first_grads"].items():
+            assert grad.abs().max() > 0, name
+            torch.testing.assert_close(rank_result["first_grads"][name], grad, rtol=1e-4, atol=1e-6)
+        for name, weight in single["weights"].items():
+            torch.testing.assert_close(rank_result["weights"][name], weight, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_ddp_gathered_centred_loss_gradients_and_weights_equal_single_process(
+    centred_toy_runs, toy_runs
+):
+    """With ``center=True`` each feature is centred over the global batch: the loss, the
+    all-reduced gradients and the weights equal the single-process run on the global batch."""
+
+    single = centred_toy_runs["single"]
+    # the flag reached the loss: the centred first-step loss is not the uncentred one
+    assert not torch.allclose(single["losses"][0], toy_runs["single"]["losses"][0], rtol=1e-3)
+    for rank_result in centred_toy_runs["ddp_gather"]:
+        torch.testing.assert_close(rank_result["losses"], single["losses"], rtol=1e-5, atol=1e-6)
         for name, grad in single["first_grads"].items():
             assert grad.abs().max() > 0, name
             torch.testing.assert_close(rank_result["first_grads"][name], grad, rtol=1e-4, atol=1e-6)
