@@ -455,6 +455,7 @@ def _ddp_worker(rank, init_file, shape, results_dir, center):
             },
             os.path.join(results_dir, f"rank{rank}.pt"),
         )
+        dist.barrier()  # no rank tears gloo down while the other still talks to it
     finally:
         dist.destroy_process_group()
 
