@@ -222,8 +222,9 @@ def test_exported_modules_are_the_plugin_source(clones):
         assert split(body) == split(plugin)
 
 
+@pytest.mark.parametrize("center", [False, True])
 @pytest.mark.parametrize("num_views,n,d", [(2, 32, 16), (4, 8, 64), (3, 16, 16)])
-def test_exported_loss_gives_the_plugin_numbers(clones, num_views, n, d):
+def test_exported_loss_gives_the_plugin_numbers(clones, num_views, n, d, center):
     root, _ = clones["frossl"]
     spec = importlib.util.spec_from_file_location(
         "exported_frossl_loss", root / "solo" / "losses" / "frossl.py"
@@ -232,10 +233,12 @@ def test_exported_loss_gives_the_plugin_numbers(clones, num_views, n, d):
     spec.loader.exec_module(exported)  # the loss module needs only torch
 
     generator = torch.Generator().manual_seed(num_views * n + d)
-    z = torch.randn(num_views, n, d, generator=generator, requires_grad=True)
+    z = torch.randn(num_views, n, d, generator=generator)
+    z = z + torch.randn(num_views, 1, d, generator=generator)  # features with non-zero means
+    z.requires_grad_()
     z_copy = z.detach().clone().requires_grad_()
-    ours = frossl_loss_func(z, invariance_weight=1.4)
-    theirs = exported.frossl_loss_func(z_copy, invariance_weight=1.4)
+    ours = frossl_loss_func(z, invariance_weight=1.4, center=center)
+    theirs = exported.frossl_loss_func(z_copy, invariance_weight=1.4, center=center)
     for a, b in zip(ours, theirs):
         assert torch.equal(a, b)
     ours[0].backward()
@@ -266,6 +269,11 @@ def test_exported_configs_compose_to_the_plugin_settings(clones):
         if target.stage == "pretrain":
             assert host["augmentations"] == plugin["augmentations"], target.host_path
             assert host["backbone"] == plugin["backbone"]
+            # the loss the paper ran for the number of views: centred for two views only
+            two_views = sum(aug["num_crops"] for aug in host["augmentations"]) == 2
+            assert host["method_kwargs"]["center"] is two_views, target.host_path
+            text = (folder / target.file_name).read_text()
+            assert f"  center: {str(two_views).lower()} # the paper's" in text, target.host_path
         else:
             assert host["pretrain_method"] == "frossl"
         # the host's Lightning convention: GPUs by list, DDP

@@ -42,6 +42,9 @@ class ConfigTarget:
         return f"scripts/{self.stage}/{self.folder}/{self.file_name}"
 
 
+# method_kwargs.center: each config runs the loss the paper ran for its number of views
+_TWO_VIEW = {"method_kwargs.center": "the paper's two-view runs centred each feature"}
+_MULTIVIEW = {"method_kwargs.center": "the paper's 4/8-view runs: multiview loss, uncentred"}
 _CIFAR_COMMENTS = {"name": "change here for cifar100", "data.dataset": "change here for cifar100"}
 
 # The plugin's CIFAR-100 configs differ from CIFAR-10 only in the dataset, which the host's
@@ -49,12 +52,12 @@ _CIFAR_COMMENTS = {"name": "change here for cifar100", "data.dataset": "change h
 # folder the host validates it at 224 px (see the plugin's data.eval_crop_size), so it stays in
 # the plugin.
 CONFIG_TARGETS: Tuple[ConfigTarget, ...] = (
-    ConfigTarget("frossl", "pretrain", "cifar", comments=_CIFAR_COMMENTS),
-    ConfigTarget("frossl_stl10", "pretrain", "stl10"),
-    ConfigTarget("frossl_stl10_4views", "pretrain", "stl10", "frossl_4views.yaml"),
-    ConfigTarget("frossl_stl10_8views", "pretrain", "stl10", "frossl_8views.yaml"),
-    ConfigTarget("frossl_imagenet100", "pretrain", "imagenet-100"),
-    ConfigTarget("frossl_imagenet", "pretrain", "imagenet"),
+    ConfigTarget("frossl", "pretrain", "cifar", comments={**_CIFAR_COMMENTS, **_TWO_VIEW}),
+    ConfigTarget("frossl_stl10", "pretrain", "stl10", comments=_TWO_VIEW),
+    ConfigTarget("frossl_stl10_4views", "pretrain", "stl10", "frossl_4views.yaml", _MULTIVIEW),
+    ConfigTarget("frossl_stl10_8views", "pretrain", "stl10", "frossl_8views.yaml", _MULTIVIEW),
+    ConfigTarget("frossl_imagenet100", "pretrain", "imagenet-100", comments=_TWO_VIEW),
+    ConfigTarget("frossl_imagenet", "pretrain", "imagenet", comments=_TWO_VIEW),
     ConfigTarget("frossl_linear", "linear", "cifar", comments=_CIFAR_COMMENTS),
     ConfigTarget("frossl_stl10_linear", "linear", "stl10"),
     ConfigTarget("frossl_imagenet100_linear", "linear", "imagenet-100"),
