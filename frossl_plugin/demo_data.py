@@ -42,8 +42,10 @@ def write_digits_image_folder(
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
     except ImportError as err:
+        from frossl_plugin import install_hint
+
         raise ImportError(
-            "demo-data needs scikit-learn and Pillow: pip install 'frossl-plugin[demo]'"
+            f"demo-data needs scikit-learn and Pillow: {install_hint('demo')}"
         ) from err
 
     root = Path(root)
