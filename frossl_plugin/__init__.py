@@ -11,19 +11,18 @@ METHOD_NAME = "frossl"
 
 def register() -> None:
     """Adds FroSSL to the host's method registry, ``solo.methods.METHODS``, in place, and lets
-    the host's backbone table resolve ``timm/<model>`` names (frossl_plugin/backbones.py).
+    the host's backbone table resolve ``timm/<model>`` names: :func:`frossl_plugin.host.install`.
 
     Idempotent. Warns if another class already holds the name ``"frossl"`` and replaces it.
+    :func:`frossl_plugin.host.uninstall` undoes it.
 
     Raises:
         ImportError: if solo-learn cannot be imported.
     """
 
-    from frossl_plugin.backbones import install_timm_backbone_table
-    from frossl_plugin.registration import register_methods
+    from frossl_plugin.host import install
 
-    register_methods()
-    install_timm_backbone_table()
+    install()
 
 
 def install_hint(extra: str) -> str:

@@ -58,17 +58,14 @@ class FroSSLPluginCallback(Callback):
 
     @staticmethod
     def set_up(config: DictConfig) -> None:
-        from frossl_plugin import register
-        from frossl_plugin.backbones import register_configured_backbone
         from frossl_plugin.callbacks.from_config import activate as activate_trainer_callbacks
-        from frossl_plugin.custom_eval_transforms import apply_custom_eval_crop_size
         from frossl_plugin.data_check import check_data
+        from frossl_plugin.host import install
 
         if not OmegaConf.has_resolver(LAST_CHECKPOINT_RESOLVER):
             OmegaConf.register_new_resolver(LAST_CHECKPOINT_RESOLVER, last_checkpoint)
-        register()
-        register_configured_backbone(config)  # backbone.name: timm/<model>, checked early
-        apply_custom_eval_crop_size(config)
+        # registers FroSSL, checks a timm/<model> backbone name early, applies eval_crop_size
+        install(config)
         activate_trainer_callbacks(config)  # epoch_stats / spectrum_monitor, when enabled
         if "pretrain_method" in config and "seed" in config:
             # main_pretrain.py seeds itself; main_linear.py does not

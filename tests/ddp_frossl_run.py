@@ -82,7 +82,7 @@ def build_method(gather: bool, center: bool = False):
     """FroSSL with the tiny CNN, recording what its loss function sees and returns."""
 
     import frossl_plugin.methods.frossl as frossl_method
-    from frossl_plugin.backbones import install_timm_backbone_table
+    from frossl_plugin.host.backbones import install_timm_backbone_table
 
     install_timm_backbone_table()["ddp_test_tiny_cnn"] = lambda method, **kwargs: TinyCNN()
     records = []

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import sysconfig
 from importlib import metadata
 from pathlib import Path
 
@@ -394,6 +395,8 @@ needs_entry_point = pytest.mark.skipif(
     "(pip install -e .) so that setup.cfg's entry points are installed",
 )
 
+HOOK_INSTALLED = (Path(sysconfig.get_paths()["purelib"]) / "frossl_plugin_hook.pth").is_file()
+
 _REGISTRY_PROBE = """
 import warnings
 warnings.filterwarnings("error", message=".*(frossl|FroSSL|Method plugin).*")
@@ -424,20 +427,30 @@ def test_host_with_plugin_api_loads_frossl_from_the_entry_point(clones):
 
 
 _PLUGIN_FIRST_PROBE = """
+import sys
 import warnings
 warnings.filterwarnings("error", message=".*(frossl|FroSSL|Method plugin).*")
 from frossl_plugin.methods.frossl import FroSSL  # imports solo.methods while half imported
 import solo.methods
+if sys.argv[1] == "register":
+    import frossl_plugin
+    frossl_plugin.register()
 print(solo.methods.METHODS["frossl"] is FroSSL)
 """
 
 
 @needs_entry_point
-def test_plugin_imported_before_the_host_registers_without_warnings(clones):
+@pytest.mark.parametrize("route", ["register", "hook"])
+def test_plugin_imported_before_the_host_registers_without_warnings(clones, route):
+    """The host skips the half-imported plugin; importing a plugin module registers nothing,
+    so FroSSL comes from ``frossl_plugin.register()`` or, when installed, the start-up hook."""
+
+    if route == "hook" and not HOOK_INSTALLED:
+        pytest.skip("the start-up hook is not installed here (pip install . installs it)")
     root, _ = clones["api"]
-    env = _env(root, FROSSL_PLUGIN_DISABLE_IMPORT_HOOK="1")
+    env = _env(root, **({"FROSSL_PLUGIN_DISABLE_IMPORT_HOOK": "1"} if route == "register" else {}))
     out = subprocess.run(
-        [sys.executable, "-c", _PLUGIN_FIRST_PROBE],
+        [sys.executable, "-c", _PLUGIN_FIRST_PROBE, route],
         cwd=clones["base"],
         env=env,
         capture_output=True,

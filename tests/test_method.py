@@ -13,6 +13,16 @@ pytestmark = requires_host
 NUM_CLASSES = 5
 
 
+@pytest.fixture(autouse=True)
+def undo_host_changes():
+    """Each test undoes what it installed in the host: :func:`frossl_plugin.host.uninstall`."""
+
+    yield
+    import frossl_plugin.host
+
+    frossl_plugin.host.uninstall()
+
+
 def method_cfg(tmp_path, overrides=(), small_crops=0):
     """The demo config, composed through the plugin's search path and parsed by the host;
     ``small_crops`` adds that many 16-px crops (views that the host calls small)."""
@@ -223,7 +233,7 @@ def test_custom_eval_crop_size_replaces_the_hosts_224px_pipeline(tmp_path, monke
     import solo.data.classification_dataloader as host_loader
     from torchvision import transforms
 
-    from frossl_plugin.custom_eval_transforms import apply_custom_eval_crop_size
+    from frossl_plugin.host.eval_transforms import apply_custom_eval_crop_size
 
     monkeypatch.setattr(host_loader, "build_custom_pipeline", host_loader.build_custom_pipeline)
     cfg = method_cfg(tmp_path)
@@ -245,3 +255,29 @@ def test_custom_eval_crop_size_replaces_the_hosts_224px_pipeline(tmp_path, monke
         apply_custom_eval_crop_size(cfg)
     cfg.data.dataset = "cifar10"  # only custom folders are touched
     assert apply_custom_eval_crop_size(cfg) is None
+
+
+# --- collapse risk (configuration advice, in the method module) ---
+
+
+@pytest.mark.parametrize(
+    "batch, dim, warns", [(128, 1024, False), (127, 1024, True), (64, 1024, True), (64, 128, False)]
+)
+def test_collapse_risk_flags_projectors_over_eight_times_the_batch(batch, dim, warns):
+    from frossl_plugin.methods.frossl import collapse_risk
+
+    message = collapse_risk(batch, dim)
+    if warns:
+        assert f"proj_output_dim={dim} is more than 8 x the {batch} samples" in message
+    else:
+        assert message is None
+
+
+def test_collapse_risk_counts_the_global_batch_only_when_gathering():
+    from frossl_plugin.methods.frossl import collapse_risk
+
+    assert collapse_risk(64, 1024, world_size=2, gather_across_devices=True) is None
+    message = collapse_risk(64, 1024, world_size=2, gather_across_devices=False)
+    assert "more than 8 x the 64 samples" in message
+    message = collapse_risk(32, 1024, world_size=2, gather_across_devices=True)
+    assert "more than 8 x the 64 samples" in message

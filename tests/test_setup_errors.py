@@ -51,7 +51,7 @@ def test_failed_registration_stops_the_run(demo_data, tmp_path):
     probe = tmp_path / "probe"
     probe.mkdir()
     (probe / "sitecustomize.py").write_text(
-        "import frossl_plugin.registration as registration\n"
+        "import frossl_plugin.host.methods as registration\n"
         "def broken():\n"
         "    raise RuntimeError('solo.methods has no METHODS dict (registration probe)')\n"
         "registration.register_methods = broken\n"

@@ -30,6 +30,17 @@ NUM_CLASSES = 5
 # the start-up hook (regular installs) is what reaches main_knn.py/main_umap.py
 HOOK_INSTALLED = (Path(sysconfig.get_paths()["purelib"]) / "frossl_plugin_hook.pth").is_file()
 
+
+@pytest.fixture(autouse=True)
+def undo_host_changes():
+    """Each test undoes what it installed in the host: :func:`frossl_plugin.host.uninstall`."""
+
+    yield
+    import frossl_plugin.host
+
+    frossl_plugin.host.uninstall()
+
+
 # (backbone.name, backbone.kwargs, num_features, downsampling removed by small_input)
 FAMILIES = [
     pytest.param("timm/resnet10t", {"small_input": True}, 512, 4, id="resnet"),
@@ -43,7 +54,7 @@ FAMILIES = [
 
 
 def build(name, kwargs):
-    from frossl_plugin.backbones import TimmBackboneFactory, timm_model_name
+    from frossl_plugin.host.backbones import TimmBackboneFactory, timm_model_name
 
     return TimmBackboneFactory(timm_model_name(name))("frossl", **kwargs)
 
@@ -118,7 +129,7 @@ def test_no_download_unless_pretrained(monkeypatch):
 def test_host_table_resolves_timm_names_and_rejects_unknown_ones():
     from solo.methods.base import BaseMethod
 
-    from frossl_plugin.backbones import (
+    from frossl_plugin.host.backbones import (
         TimmBackboneFactory,
         install_timm_backbone_table,
         register_timm_backbone,
@@ -130,12 +141,31 @@ def test_host_table_resolves_timm_names_and_rejects_unknown_ones():
     assert host_names <= set(table) and table["resnet18"].__module__.startswith("solo.")
     assert "timm/regnetx_002" in BaseMethod._BACKBONES
     assert table["timm/regnety_002"] == TimmBackboneFactory("regnety_002")
-    with pytest.raises(ValueError, match="convnext_atto"):
-        "timm/convnext_atom" in BaseMethod._BACKBONES
+    assert "timm/convnext_atom" not in BaseMethod._BACKBONES
+    with pytest.raises(KeyError, match="convnext_atto"):
+        BaseMethod._BACKBONES["timm/convnext_atom"]
     assert "resnet1000" not in table
     with pytest.raises(KeyError):
         table["resnet1000"]
     assert register_timm_backbone("timm/regnetx_002") is table["timm/regnetx_002"]
+
+    import frossl_plugin.host
+
+    frossl_plugin.host.uninstall()
+    assert type(BaseMethod._BACKBONES) is dict and set(BaseMethod._BACKBONES) == host_names
+
+
+@requires_host
+def test_a_host_table_of_another_shape_is_refused_naming_the_host_commit(monkeypatch):
+    from solo.methods.base import BaseMethod
+
+    from frossl_plugin.host import HostMismatchError
+    from frossl_plugin.host.backbones import install_timm_backbone_table
+
+    monkeypatch.setattr(BaseMethod, "_BACKBONES", {"resnet18": "not a factory"})
+    with pytest.raises(HostMismatchError, match=r"solo-learn 9187ea3.*BaseMethod.*_BACKBONES"):
+        install_timm_backbone_table()
+    assert BaseMethod._BACKBONES == {"resnet18": "not a factory"}
 
 
 @requires_host

@@ -319,7 +319,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def _frossl_collapse_risk(cfg) -> Optional[str]:
-    from frossl_plugin.losses.frossl import collapse_risk
+    from frossl_plugin.methods.frossl import collapse_risk
 
     return collapse_risk(
         cfg.optimizer.batch_size,

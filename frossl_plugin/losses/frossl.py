@@ -94,9 +94,25 @@ def _stack_views(z: Union[torch.Tensor, Sequence[torch.Tensor]]) -> torch.Tensor
     return views
 
 
-def _check_center(center: bool) -> None:
+def check_frossl_settings(invariance_weight: float, center: bool, prefix: str = "") -> None:
+    """Validates the loss settings; the loss and the method (``method_kwargs``) both use it.
+
+    Args:
+        invariance_weight (float): must be a finite real number >= 0 (not a bool).
+        center (bool): must be a bool.
+        prefix (str): prepended to the names in messages, e.g. ``"method_kwargs."``.
+
+    Raises:
+        ValueError: naming the bad value and what was expected.
+    """
+
+    weight = invariance_weight
+    if isinstance(weight, bool) or not isinstance(weight, Real) or not 0 <= weight < float("inf"):
+        raise ValueError(
+            f"{prefix}invariance_weight must be a finite number >= 0, but found {weight!r}."
+        )
     if not isinstance(center, bool):
-        raise ValueError(f"center must be True or False, but found {center!r}.")
+        raise ValueError(f"{prefix}center must be true or false, but found {center!r}.")
 
 
 def frossl_loss_func(
@@ -158,15 +174,7 @@ def frossl_loss_func(
         ``(loss, invariance, regularization)``.
     """
 
-    if isinstance(invariance_weight, bool) or not isinstance(invariance_weight, Real):
-        raise ValueError(
-            f"invariance_weight must be a real number, but found {invariance_weight!r}."
-        )
-    if not invariance_weight >= 0 or invariance_weight == float("inf"):
-        raise ValueError(
-            f"invariance_weight must be a finite number >= 0, but found {invariance_weight}."
-        )
-    _check_center(center)
+    check_frossl_settings(invariance_weight, center)
 
     views = _stack_views(z)  # (V, N, D)
     if check_finite is None:
@@ -213,33 +221,6 @@ def frossl_loss_func(
     return loss, invariance, regularization
 
 
-# Projector width D over the batch N that the loss sees, above which training is at risk of
-# collapse: the invariance term grows like D / N against a regularizer bounded by log(min(N, D)).
-# Measured with ResNet-18 on small digit images, LARS: collapse at D = 16 N, none at 4 N or 2 N;
-# the paper's ImageNet-100 recipe (128 per device, D = 1024) runs at 8 N.
-COLLAPSE_RISK_RATIO = 8
-
-
-def collapse_risk(
-    batch_size: int, proj_output_dim: int, world_size: int = 1, gather_across_devices: bool = False
-) -> Optional[str]:
-    """A warning text when ``proj_output_dim`` exceeds ``COLLAPSE_RISK_RATIO`` x the batch the
-    loss sees: the per-device ``batch_size``, times ``world_size`` with ``gather_across_devices``.
-    """
-
-    loss_batch_size = batch_size * world_size if gather_across_devices else batch_size
-    if proj_output_dim <= COLLAPSE_RISK_RATIO * loss_batch_size:
-        return None
-    return (
-        f"FroSSL: method_kwargs.proj_output_dim={proj_output_dim} is more than "
-        f"{COLLAPSE_RISK_RATIO} x the {loss_batch_size} samples its loss sees per step (the "
-        "per-device batch, or the global one with gather_across_devices). The invariance term "
-        "grows with D / N, and at D = 16 N training has been seen to collapse (train_frossl_loss "
-        "and train_frossl_regularization near 0). Use a larger batch, gather_across_devices=true "
-        "under DDP, or a smaller proj_output_dim."
-    )
-
-
 class FroSSLLoss(nn.Module):
     """Module wrapper of :func:`frossl_loss_func`.
 
@@ -263,7 +244,7 @@ class FroSSLLoss(nn.Module):
         center: bool = False,
     ):
         super().__init__()
-        _check_center(center)
+        check_frossl_settings(invariance_weight, center)
         self.invariance_weight = invariance_weight
         self.gather_across_devices = gather_across_devices
         self.check_finite = check_finite

@@ -1,9 +1,6 @@
-"""solo-learn methods. Importing this package imports the host (``solo``) and registers the
-plugin's methods in ``solo.methods.METHODS``."""
+"""solo-learn methods. Importing this package imports the host (``solo``) but registers
+nothing: :func:`frossl_plugin.register` does."""
 
-from frossl_plugin import register
 from frossl_plugin.methods.frossl import FroSSL
-
-register()
 
 __all__ = ["FroSSL"]

@@ -6,8 +6,12 @@ open-ended, so the plugin does two things:
 
 - :func:`install_timm_backbone_table` gives ``BaseMethod._BACKBONES`` a dict subclass holding the
   same entries that also answers for any ``timm/<model>`` name, adding its factory on first
-  lookup. This reaches every host entry point: ``main_pretrain.py``, ``main_linear.py`` and the
-  argparse scripts ``main_knn.py``/``main_umap.py`` that rebuild a method from ``args.json``.
+  lookup (checked first: the host's attribute must be a dict of callables; undone by
+  :func:`frossl_plugin.host.uninstall`, which puts the host's own dict back). This reaches every
+  host entry point: ``main_pretrain.py``, ``main_linear.py`` and the argparse scripts
+  ``main_knn.py``/``main_umap.py`` that rebuild a method from ``args.json``.
+- timm's own builder is found through timm's public API, where the host re-registered a name
+  (:func:`_timm_entrypoint`); timm's registry is never changed.
 - :func:`register_configured_backbone`, called by the plugin's Hydra callback before the host's
   task function, validates the configured name early and puts its factory into the table.
 
@@ -27,12 +31,14 @@ takes the feature dimension from ``backbone.num_features``. Every model is built
 """
 
 import difflib
-import sys
+import functools
+import importlib
 import warnings
-from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import torch.nn as nn
+
+from frossl_plugin.host.patches import expect, set_attr
 
 TIMM_PREFIX = "timm/"
 
@@ -60,46 +66,49 @@ def close_timm_matches(model_name: str) -> List[str]:
     return matches[:_MAX_CLOSE_MATCHES]
 
 
-def _timm_entrypoint(arch: str):
-    """The function timm itself registered for ``arch``, or None.
+@functools.lru_cache(maxsize=None)
+def _timm_entrypoint(arch: str) -> Optional[Callable[..., nn.Module]]:
+    """The builder timm itself registered for ``arch``, or None, through timm's public API.
 
     Importing ``solo.backbones`` re-registers a few names in timm's registry (convnext_tiny,
     poolformer_s12, vit_small, ...) with the host's own builders, which fix ``num_classes`` and
-    ``pretrained``. For those this finds timm's original in its model module.
+    ``pretrained``. For those, timm's own builder is still the function of that name in the
+    ``timm.models.<module>`` whose model list (``timm.list_models(module=...)``) holds it; it is
+    called directly, so timm's registry is never changed.
     """
 
-    from timm.models import _registry
+    import timm
 
-    entrypoint = _registry._model_entrypoints.get(arch)
-    if entrypoint is None:
+    if not timm.models.is_model(arch):
         return None
+    entrypoint = timm.models.model_entrypoint(arch)
     if getattr(entrypoint, "__module__", "").startswith("timm."):
         return entrypoint
-    for module_name, module in list(sys.modules.items()):
-        if module is None or not module_name.startswith("timm.models."):
+    for module_name in timm.list_modules():
+        if arch not in timm.list_models(module=module_name):
+            continue
+        try:
+            module = importlib.import_module(f"timm.models.{module_name}")
+        except ImportError:  # the host's module of the same name (e.g. "poolformer")
             continue
         candidate = getattr(module, arch, None)
-        if callable(candidate) and getattr(candidate, "__module__", None) == module_name:
+        if callable(candidate) and getattr(candidate, "__module__", None) == module.__name__:
             return candidate
     return None
 
 
-@contextmanager
-def _timm_owned_registry_entry(arch: str) -> Iterator[None]:
-    """Makes timm's registry hold timm's own builder for ``arch`` while the block runs."""
+def _create_timm_model(model_name: str, pretrained: bool, **kwargs: Any) -> nn.Module:
+    """``timm.create_model``, but with timm's own builder where the host re-registered the
+    name (see :func:`_timm_entrypoint`), called as ``timm.create_model`` calls it."""
 
-    from timm.models import _registry
+    import timm
 
-    current = _registry._model_entrypoints.get(arch)
-    original = _timm_entrypoint(arch)
-    if original is None or current is original:
-        yield
-        return
-    _registry._model_entrypoints[arch] = original
-    try:
-        yield
-    finally:
-        _registry._model_entrypoints[arch] = current
+    arch, tag = timm.models.split_model_name_tag(model_name)
+    builder = _timm_entrypoint(arch)
+    if builder is timm.models.model_entrypoint(arch):
+        return timm.create_model(model_name, pretrained=pretrained, **kwargs)
+    kwargs = {key: value for key, value in kwargs.items() if value is not None}
+    return builder(pretrained=pretrained, pretrained_cfg=tag or None, **kwargs)
 
 
 def timm_model_name(name: str) -> str:
@@ -222,8 +231,6 @@ def build_timm_backbone(model_name: str, **kwargs: Any) -> nn.Module:
         (set to timm's ``head_hidden_size`` where a pre-logits layer widens the output).
     """
 
-    import timm
-
     model_name = timm_model_name(TIMM_PREFIX + model_name)
     kwargs = dict(kwargs)
     if "num_classes" in kwargs:
@@ -235,8 +242,7 @@ def build_timm_backbone(model_name: str, **kwargs: Any) -> nn.Module:
     torch_compile = _check_flag(kwargs, "torch_compile")
     pretrained = _check_flag(kwargs, "pretrained")
 
-    with _timm_owned_registry_entry(model_name.split(".", 1)[0]):
-        model = timm.create_model(model_name, pretrained=pretrained, num_classes=0, **kwargs)
+    model = _create_timm_model(model_name, pretrained=pretrained, num_classes=0, **kwargs)
 
     # the host sizes its classifier with num_features, but a few families (e.g. MobileNetV3)
     # put a wider pre-logits layer (head_hidden_size) after the trunk, which a headless forward
@@ -278,11 +284,12 @@ class TimmBackboneFactory:
 
 
 class TimmBackboneTable(dict):
-    """The host's backbone dict, which also answers for any ``"timm/<model>"`` name.
+    """The host's backbone dict, which also answers for any valid ``"timm/<model>"`` name.
 
     A ``timm/`` name is validated and its factory added on the first membership test or lookup.
-    A membership test of an unknown ``timm/`` name raises ``ValueError`` listing close matches
-    (instead of letting the host's bare ``assert name in _BACKBONES`` fail without a message).
+    A membership test of an unknown name is False, as for a dict; a lookup raises ``KeyError``
+    whose message lists close timm names. The Hydra callback validates the configured name
+    before the host's bare ``assert name in _BACKBONES`` (:func:`register_configured_backbone`).
     """
 
     def _add_timm(self, key: str) -> "TimmBackboneFactory":
@@ -294,39 +301,54 @@ class TimmBackboneTable(dict):
         if dict.__contains__(self, key):
             return True
         if is_timm_backbone_name(key):
-            self._add_timm(key)
+            try:
+                self._add_timm(key)
+            except ValueError:
+                return False
             return True
         return False
 
     def __missing__(self, key: str):
         if is_timm_backbone_name(key):
-            return self._add_timm(key)
+            try:
+                return self._add_timm(key)
+            except ValueError as err:
+                raise KeyError(str(err)) from err
         raise KeyError(key)
 
 
 def install_timm_backbone_table() -> TimmBackboneTable:
-    """Makes ``BaseMethod._BACKBONES`` resolve ``"timm/<model>"`` names. Idempotent.
+    """Makes ``BaseMethod._BACKBONES`` resolve ``"timm/<model>"`` names. Idempotent; undone by
+    :func:`frossl_plugin.host.uninstall`.
 
-    A builtin dict cannot resolve names on lookup, so the class attribute is replaced once by a
+    A builtin dict cannot resolve names on lookup, so the class attribute is replaced by a
     :class:`TimmBackboneTable` holding every entry of the host's dict; the host reads the
     attribute at call time (``BaseMethod._BACKBONES[...]``, ``self._BACKBONES[...]``).
 
     Raises:
         ImportError: if solo-learn cannot be imported.
+        HostMismatchError: if ``BaseMethod._BACKBONES`` is not a dict of callables.
 
     Returns:
         TimmBackboneTable: the installed table.
     """
 
-    from frossl_plugin.registration import import_host_methods
+    from frossl_plugin.host.methods import import_host_methods
 
     import_host_methods()
     from solo.methods.base import BaseMethod
 
-    table = BaseMethod.__dict__["_BACKBONES"]
-    if not isinstance(table, TimmBackboneTable):
-        table = TimmBackboneTable(table)
-        BaseMethod._BACKBONES = table
+    table = vars(BaseMethod).get("_BACKBONES")
+    if isinstance(table, TimmBackboneTable):
+        return table
+    expect(
+        type(table) is dict and all(callable(factory) for factory in table.values()),
+        "solo.methods.base.BaseMethod.__dict__['_BACKBONES']",
+        "a dict of backbone name -> factory(method, **kwargs)",
+        type(table),
+    )
+    table = TimmBackboneTable(table)
+    set_attr(BaseMethod, "_BACKBONES", table)
     return table
 
 

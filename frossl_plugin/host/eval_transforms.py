@@ -2,13 +2,18 @@
 
 The host builds the online-classifier and ``main_linear.py`` transforms of an image folder with
 ``RandomResizedCrop(224)`` and ``Resize(256) + CenterCrop(224)`` whatever the pretraining crop
-size. Setting ``data.eval_crop_size`` in a config makes the plugin's Hydra callback replace the
-host's custom-folder pipeline with the same steps at that size, before the host builds loaders.
+size. Setting ``data.eval_crop_size`` in a config (configs/base/pretrain.yaml sets it to the
+pretraining crop size) makes the plugin's Hydra callback replace the host's custom-folder
+pipeline, ``solo.data.classification_dataloader.build_custom_pipeline``, with the same steps at
+that size before the host builds loaders; :func:`frossl_plugin.host.uninstall` puts it back.
 """
 
+import inspect
 from typing import Any, Dict, Optional
 
 from omegaconf import DictConfig, OmegaConf
+
+from frossl_plugin.host.patches import expect, set_attr
 
 _PATCHED_ATTR = "_frossl_plugin_eval_crop_size"
 
@@ -65,9 +70,22 @@ def apply_custom_eval_crop_size(cfg: DictConfig) -> Optional[int]:
         return None
     import solo.data.classification_dataloader as host_loader
 
+    current = getattr(host_loader, "build_custom_pipeline", None)
+    required = [
+        p.name
+        for p in (inspect.signature(current).parameters.values() if callable(current) else ())
+        if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    expect(
+        inspect.isfunction(current) and not required,
+        "solo.data.classification_dataloader.build_custom_pipeline",
+        "a function without required arguments",
+        current,
+    )
+
     def build_custom_pipeline():
         return build_custom_pipeline_at(size)
 
     setattr(build_custom_pipeline, _PATCHED_ATTR, size)
-    host_loader.build_custom_pipeline = build_custom_pipeline
+    set_attr(host_loader, "build_custom_pipeline", build_custom_pipeline)
     return size

@@ -1,0 +1,44 @@
+"""Everything of the plugin that touches solo-learn's or timm's internals, behind one entry point.
+
+:func:`install` is what the import hook, the Hydra callback and :func:`frossl_plugin.register`
+call. Each change to a host object is checked first (a :class:`HostMismatchError` names the
+object and the host commit this was built for, solo-learn 9187ea3) and recorded, so that
+:func:`uninstall` undoes all of them. Importing this package imports neither torch nor the host.
+"""
+
+from typing import Any, Optional
+
+from frossl_plugin.host.patches import HOST_COMMIT, HostMismatchError
+
+
+def install(config: Optional[Any] = None) -> None:
+    """Registers FroSSL in ``solo.methods.METHODS`` and makes ``BaseMethod._BACKBONES`` resolve
+    ``timm/<model>`` names; with a run's ``config`` (the Hydra callback), also validates and
+    registers its timm backbone and applies ``data.eval_crop_size`` to image folders.
+    Idempotent.
+
+    Raises:
+        ImportError: if solo-learn cannot be imported.
+        HostMismatchError: if a host object differs from what the plugin was built against.
+        ValueError: for a bad timm backbone name or ``data.eval_crop_size`` in ``config``.
+    """
+
+    from frossl_plugin.host import backbones, eval_transforms, methods
+
+    methods.register_methods()
+    backbones.install_timm_backbone_table()
+    if config is not None:
+        backbones.register_configured_backbone(config)
+        eval_transforms.apply_custom_eval_crop_size(config)
+
+
+def uninstall() -> None:
+    """Undoes every change :func:`install` made to host objects (the import hook's finder, put in
+    place at start-up, stays)."""
+
+    from frossl_plugin.host.patches import undo_all
+
+    undo_all()
+
+
+__all__ = ["HOST_COMMIT", "HostMismatchError", "install", "uninstall"]
