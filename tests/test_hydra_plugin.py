@@ -231,6 +231,14 @@ def test_custom_folder_configs_evaluate_at_the_training_resolution():
         assert linear.data.eval_crop_size == cfg.data.eval_crop_size
 
 
+def test_eval_crop_size_follows_the_crop_size_unless_set():
+    cfg = compose_config("frossl_custom.yaml", ["augmentations.0.crop_size=64"])
+    assert cfg.data.eval_crop_size == 64
+    cfg = compose_config("frossl_custom.yaml", ["data.eval_crop_size=48"])
+    assert cfg.data.eval_crop_size == 48 and cfg.augmentations[0].crop_size == 32
+    assert compose_config("frossl_custom_dali.yaml").data.eval_crop_size is None  # host's 224 px
+
+
 def test_a_hydra_app_without_config_path_finds_the_configs(tmp_path):
     app = tmp_path / "app.py"
     app.write_text(
