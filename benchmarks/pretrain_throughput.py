@@ -208,7 +208,7 @@ def run_worker(spec: Dict[str, Any]) -> None:
     cpu_dali = contextlib.ExitStack()  # held until the host's run ends
     if not torch.cuda.is_available():
         try:
-            from frossl_plugin.dali_cpu import cpu_only_dali
+            from dali_cpu import cpu_only_dali  # benchmarks/dali_cpu.py
 
             cpu_dali.enter_context(cpu_only_dali())  # DALI rows run CPU-only in CPU mode
         except ImportError:

@@ -44,6 +44,20 @@ HOST_PATH = find_host()
 requires_host = pytest.mark.skipif(HOST_PATH is None, reason=HOST_SKIP_REASON)
 
 
+BENCHMARKS_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def load_benchmark_module(name: str):
+    """Imports ``benchmarks/<name>.py`` (scripts, not part of the installed package)."""
+
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS_DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def host_env() -> dict:
     """Environment for a subprocess that runs one of the host's scripts on CPU."""
 

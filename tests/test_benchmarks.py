@@ -1,23 +1,12 @@
 """The benchmark scripts run and agree with each other; their figures are not asserted here
 (speed belongs to benchmarks/, not to timed tests)."""
 
-import importlib.util
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from conftest import host_env
-
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import BENCHMARKS_DIR, host_env, load_benchmark_module
 
 
 @pytest.mark.slow  # about a minute: each shape is measured in fresh processes
@@ -27,7 +16,7 @@ def test_loss_speed_runs_and_matches_lightly(tmp_path):
     result = subprocess.run(
         [
             sys.executable,
-            str(BENCHMARKS / "loss_speed.py"),
+            str(BENCHMARKS_DIR / "loss_speed.py"),
             "--shapes",
             "32x16x2,8x64x4",
             "--repeats",
@@ -57,7 +46,7 @@ def test_loss_speed_runs_and_matches_lightly(tmp_path):
 
 
 def test_gpu_check_parts_and_cli(tmp_path):
-    gpu_check = _load("gpu_check")
+    gpu_check = load_benchmark_module("gpu_check")
     for smoke in (False, True):
         parts = {part["name"]: part for part in gpu_check.parts(tmp_path, smoke)}
         assert list(parts) == ["loss_speed", "throughput", "step_overhead", "demo_data", "compare"]
@@ -67,7 +56,7 @@ def test_gpu_check_parts_and_cli(tmp_path):
         assert ("cuda" in parts["loss_speed"]["command"]) != smoke
     assert sum(part["limit"] for part in gpu_check.parts(tmp_path, False)) < 8 * 60
     result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "gpu_check.py"), "--help"],
+        [sys.executable, str(BENCHMARKS_DIR / "gpu_check.py"), "--help"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -2,7 +2,7 @@
 
 Each config that sets ``data.format: dali`` is composed, and its augmentations go through the
 host's own DALI transform builder and ``PretrainDALIDataModule`` with ``dali_device="cpu"``
-under :func:`frossl_plugin.dali_cpu.cpu_only_dali`, on a tiny JPEG folder.
+under :func:`cpu_only_dali` (benchmarks/dali_cpu.py), on a tiny JPEG folder.
 """
 
 from types import SimpleNamespace
@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import requires_host
+from conftest import load_benchmark_module, requires_host
 
 dali = pytest.importorskip(
     "nvidia.dali",
@@ -62,7 +62,7 @@ def test_host_dali_pretrain_loader_runs_cpu_only(name, jpeg_folder):
     from solo.data.dali_dataloader import PretrainDALIDataModule, build_transform_pipeline_dali
     from solo.data.pretrain_dataloader import FullTransformPipeline, NCropAugmentation
 
-    from frossl_plugin.dali_cpu import cpu_only_dali
+    cpu_only_dali = load_benchmark_module("dali_cpu").cpu_only_dali
 
     cfg = compose_config(name)
     pipelines = [
@@ -103,7 +103,7 @@ def test_host_dali_pretrain_loader_runs_cpu_only(name, jpeg_folder):
 def test_cpu_only_dali_restores_the_hosts_builders():
     from solo.data import dali_dataloader
 
-    from frossl_plugin.dali_cpu import cpu_only_dali
+    cpu_only_dali = load_benchmark_module("dali_cpu").cpu_only_dali
 
     before = dali_dataloader.PretrainPipelineBuilder.__dict__["pipeline"]
     with cpu_only_dali():
