@@ -55,7 +55,7 @@ def test_startup_hook_imports_nothing_heavy():
     )
     assert result.stdout.strip() == (
         "['frossl_plugin', 'frossl_plugin._import_hook', 'frossl_plugin.host', "
-        "'frossl_plugin.host.import_hook', 'frossl_plugin.host.patches']"
+        "'frossl_plugin.host.import_hook']"
     )
 
 

@@ -6,12 +6,8 @@ object and the host commit this was built for, solo-learn 9187ea3) and recorded,
 :func:`uninstall` undoes all of them. Importing this package imports neither torch nor the host.
 """
 
-from typing import Any, Optional
 
-from frossl_plugin.host.patches import HOST_COMMIT, HostMismatchError
-
-
-def install(config: Optional[Any] = None) -> None:
+def install(config=None) -> None:
     """Registers FroSSL in ``solo.methods.METHODS`` and makes ``BaseMethod._BACKBONES`` resolve
     ``timm/<model>`` names; with a run's ``config`` (the Hydra callback), also validates and
     registers its timm backbone and applies ``data.eval_crop_size`` to image folders.
@@ -39,6 +35,15 @@ def uninstall() -> None:
     from frossl_plugin.host.patches import undo_all
 
     undo_all()
+
+
+def __getattr__(name):
+    # lazily, so that the start-up hook (which imports this package) stays a few modules long
+    if name in ("HOST_COMMIT", "HostMismatchError"):
+        from frossl_plugin.host import patches
+
+        return getattr(patches, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["HOST_COMMIT", "HostMismatchError", "install", "uninstall"]
