@@ -237,22 +237,12 @@ def run_worker(spec: Dict[str, Any]) -> None:
 
 
 def find_host() -> Path:
-    env_path = os.environ.get("SOLO_LEARN_PATH")
-    if env_path:
-        root = Path(env_path).resolve()
-    else:
-        try:
-            import solo
-        except ImportError:
-            root = None
-        else:
-            root = Path(solo.__file__).resolve().parent.parent
-    if root is None or not (root / "main_pretrain.py").is_file():
-        raise SystemExit(
-            "pretrain_throughput.py needs solo-learn's scripts: export SOLO_LEARN_PATH=<a "
-            "solo-learn checkout> (git clone https://github.com/vturrisi/solo-learn)."
-        )
-    return root
+    from frossl_plugin.host.checkout import find_host as find_checkout
+
+    try:
+        return find_checkout()
+    except ValueError as err:
+        raise SystemExit(f"pretrain_throughput.py needs solo-learn's scripts: {err}") from err
 
 
 def _kwargs_override(key: str, values: Dict[str, Any], replace: bool = True) -> List[str]:

@@ -36,7 +36,7 @@ from machine_info import describe_machine
 
 
 def host_root() -> Path:
-    from frossl_plugin.compare.runner import find_host
+    from frossl_plugin.host.checkout import find_host
 
     root = find_host(os.environ.get("SOLO_LEARN_PATH"))
     if str(root) not in sys.path:

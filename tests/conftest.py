@@ -23,20 +23,17 @@ HOST_SKIP_REASON = (
 def find_host() -> Optional[Path]:
     """The solo-learn checkout to test against, or None. Puts it on sys.path."""
 
-    env_path = os.environ.get("SOLO_LEARN_PATH")
-    if env_path:
-        root = Path(env_path).resolve()
-        if not (root / "solo" / "methods" / "__init__.py").is_file():
-            raise pytest.UsageError(f"SOLO_LEARN_PATH={env_path!r} is not a solo-learn checkout")
-        if str(root) not in sys.path:
-            sys.path.insert(0, str(root))
-        return root
+    from frossl_plugin.host.checkout import find_host as find_checkout
+
     try:
-        import solo
-    except ImportError:
-        return None
-    root = Path(solo.__file__).resolve().parent.parent
-    return root if (root / "main_pretrain.py").is_file() else None
+        root = find_checkout()
+    except ValueError as err:
+        if os.environ.get("SOLO_LEARN_PATH"):
+            raise pytest.UsageError(str(err)) from err
+        return None  # no host, or an installed solo without the scripts
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return root
 
 
 HOST_PATH = find_host()

@@ -29,6 +29,7 @@ from frossl_plugin.compare.run_config import (
     method_config,
     parse_method_overrides,
 )
+from frossl_plugin.host import checkout
 
 # --- method settings --------------------------------------------------------------------------
 
@@ -399,7 +400,7 @@ def test_missing_matplotlib_is_said_before_training_and_only_written_files_are_l
     data = write_tiny_image_folder(tmp_path / "data", classes=2, size=8)
     fake_host = tmp_path / "host"
     fake_host.mkdir()
-    monkeypatch.setattr(runner, "find_host", lambda path=None: fake_host)
+    monkeypatch.setattr(checkout, "find_host", lambda path=None: fake_host)
     monkeypatch.setattr(command, "_check_methods", lambda methods, host_root: None)
     said_before_training = []
 

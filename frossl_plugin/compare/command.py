@@ -204,7 +204,8 @@ def run_compare(args: argparse.Namespace) -> int:
         method_config,
         parse_method_overrides,
     )
-    from frossl_plugin.compare.runner import MethodRun, Stopped, find_host, run_all
+    from frossl_plugin.compare.runner import MethodRun, Stopped, run_all
+    from frossl_plugin.host.checkout import find_host
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     _validate(args, methods)
