@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import BENCHMARKS_DIR, host_env, load_benchmark_module
+from helpers import BENCHMARKS_DIR, host_env, load_benchmark_module
 
 
 @pytest.mark.slow  # about a minute: each shape is measured in fresh processes

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import HOST_PATH, host_env, requires_host, write_tiny_image_folder
+from helpers import HOST_PATH, host_env, requires_host, write_tiny_image_folder
 
 from frossl_plugin.compare import command, report, runner
 from frossl_plugin.compare.command import _validate, add_compare, parse_devices
@@ -402,6 +402,8 @@ def test_missing_matplotlib_is_said_before_training_and_only_written_files_are_l
     fake_host.mkdir()
     monkeypatch.setattr(checkout, "find_host", lambda path=None: fake_host)
     monkeypatch.setattr(command, "_check_methods", lambda methods, host_root: None)
+    # FroSSL's advice comes from its method module, which imports the host
+    monkeypatch.setattr(command, "_frossl_collapse_risk", lambda cfg: None)
     said_before_training = []
 
     def fake_run_all(runs, host_root, epochs, force=False):

@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import write_tiny_image_folder
+from helpers import write_tiny_image_folder
 
 from frossl_plugin.compare.image_folder import class_images, prepare_image_folder
 

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import load_benchmark_module, requires_host
+from helpers import load_benchmark_module, requires_host
 
 dali = pytest.importorskip(
     "nvidia.dali",

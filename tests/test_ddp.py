@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import host_env, requires_host
+from helpers import host_env, requires_host
 
 SCRIPT = Path(__file__).resolve().parent / "ddp_frossl_run.py"
 GLOBAL_BATCH = 16
@@ -164,7 +164,7 @@ def test_unmodified_main_pretrain_runs_frossl_under_the_hosts_ddp_strategy(tmp_p
     ``sync_batchnorm=false``; GPU runs keep the configs' ``sync_batchnorm: true``.
     """
 
-    from conftest import quick_demo_overrides, run_host_script
+    from helpers import quick_demo_overrides, run_host_script
 
     result = run_host_script(
         "main_pretrain.py",

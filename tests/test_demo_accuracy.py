@@ -6,7 +6,7 @@ nothing fails.
 """
 
 import pytest
-from conftest import requires_host, run_host_script
+from helpers import requires_host, run_host_script
 
 from frossl_plugin.run_results import run_outputs
 

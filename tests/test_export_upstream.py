@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import HOST_PATH, host_env, requires_host, write_tiny_image_folder
+from helpers import HOST_PATH, host_env, requires_host, write_tiny_image_folder
 
 from frossl_plugin.losses.frossl import frossl_loss_func
 from frossl_plugin.upstream.checkout import license_header

@@ -8,7 +8,7 @@ import json
 
 import pytest
 import torch
-from conftest import HOST_PATH, requires_host, run_host_script
+from helpers import HOST_PATH, requires_host, run_host_script
 from omegaconf import OmegaConf
 
 pytestmark = [requires_host, pytest.mark.slow]

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 import torch
-from conftest import host_env, requires_host, write_tiny_image_folder
+from helpers import host_env, requires_host, write_tiny_image_folder
 from omegaconf import OmegaConf
 
 pytestmark = requires_host

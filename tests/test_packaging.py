@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import HOST_PATH, requires_host
+from helpers import HOST_PATH, requires_host
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGING_FILES = (
@@ -109,9 +109,7 @@ def test_wheel_metadata(wheel_files):
 
 
 def test_wheel_holds_the_upstream_export_templates(wheel_files):
-    shipped = {
-        f for f in wheel_files["files"] if f.startswith("frossl_plugin/upstream/templates/")
-    }
+    shipped = {f for f in wheel_files["files"] if f.startswith("frossl_plugin/upstream/templates/")}
     in_checkout = {
         path.relative_to(REPO).as_posix()
         for path in (REPO / "frossl_plugin" / "upstream" / "templates").glob("*.tmpl")

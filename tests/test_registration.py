@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import HOST_PATH, host_env, requires_host
+from helpers import HOST_PATH, host_env, requires_host
 
 import frossl_plugin
 

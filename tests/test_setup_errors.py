@@ -7,7 +7,7 @@ plugin's callback raises a SystemExit instead. Each test runs the host's main_pr
 from pathlib import Path
 
 import pytest
-from conftest import host_env, quick_demo_overrides, requires_host, run_host_script
+from helpers import host_env, quick_demo_overrides, requires_host, run_host_script
 
 pytestmark = [requires_host, pytest.mark.host]
 

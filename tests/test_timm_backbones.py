@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import (
+from helpers import (
     host_env,
     quick_demo_overrides,
     requires_host,
