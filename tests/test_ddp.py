@@ -1,18 +1,26 @@
-"""FroSSL's ``gather_across_devices`` under a real 2-process Lightning ``ddp`` run on CPU (gloo).
+"""FroSSL's ``gather_across_devices`` with two CPU processes (gloo): the loss alone, and a real
+2-process Lightning ``ddp`` run.
 
+The loss test spawns two processes that each hold half of the batch and compares the loss and
+the DDP-averaged gradients with the single-process loss on the whole batch.
 tests/ddp_frossl_run.py trains under ``strategy="ddp"`` with 2 CPU processes and, for reference,
 in a single process on the same global batch; the loss, the all-reduced gradients and the updated
 weights must agree. Without gathering, each rank's loss is the loss of its local half, which
 differs: the comparison can fail.
 """
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 from helpers import host_env, requires_host
+
+from frossl_plugin.losses import frossl_loss_func
 
 SCRIPT = Path(__file__).resolve().parent / "ddp_frossl_run.py"
 GLOBAL_BATCH = 16
@@ -183,3 +191,84 @@ def test_unmodified_main_pretrain_runs_frossl_under_the_hosts_ddp_strategy(tmp_p
     assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in output, output[-3000:]
     (ckpt,) = (tmp_path / "models" / "frossl").rglob("*.ckpt")
     assert torch.load(ckpt, weights_only=False)["global_step"] == 2
+
+
+# ---------------------------------------------------------------- two-process gloo group
+WORLD_SIZE = 2
+
+
+def _ddp_worker(rank, init_file, shape, results_dir, center):
+    dist.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD_SIZE
+    )
+    try:
+        num_views, n_global, d = shape
+        torch.manual_seed(0)  # same data and weights on every rank
+        # per-view offsets: centring over the local half instead of the global batch would show
+        inputs = torch.randn(num_views, n_global, 6, dtype=torch.float64)
+        inputs = inputs + torch.randn(num_views, 1, 6, dtype=torch.float64)
+        layer = torch.nn.Linear(6, d).double()
+
+        # single-process reference: the whole batch on one process
+        reference_layer = torch.nn.Linear(6, d).double()
+        reference_layer.load_state_dict(layer.state_dict())
+        reference_out = reference_layer(inputs).detach().requires_grad_()
+        reference_loss = frossl_loss_func(reference_out, invariance_weight=1.2, center=center)
+        reference_loss[0].backward()
+        torch.autograd.backward(reference_layer(inputs), reference_out.grad)
+
+        # this rank's shard, with statistics gathered over both ranks
+        local = slice(rank * n_global // WORLD_SIZE, (rank + 1) * n_global // WORLD_SIZE)
+        local_out = layer(inputs[:, local])
+        local_out.retain_grad()
+        loss = frossl_loss_func(
+            local_out, invariance_weight=1.2, gather_across_devices=True, center=center
+        )
+        local_loss = frossl_loss_func(local_out.detach(), invariance_weight=1.2, center=center)
+        loss[0].backward()
+        for param in layer.parameters():  # what DDP does: average gradients over ranks
+            dist.all_reduce(param.grad)
+            param.grad /= WORLD_SIZE
+
+        torch.save(
+            {
+                "loss": [t.detach() for t in loss],
+                "reference_loss": [t.detach() for t in reference_loss],
+                "local_loss": local_loss[0],
+                "uncentred_loss": frossl_loss_func(reference_out.detach(), 1.2)[0],
+                "grads": [p.grad for p in layer.parameters()],
+                "reference_grads": [p.grad for p in reference_layer.parameters()],
+                "local_out_grad": local_out.grad,
+                "reference_out_grad": reference_out.grad[:, local],
+            },
+            os.path.join(results_dir, f"rank{rank}.pt"),
+        )
+        dist.barrier()  # no rank tears gloo down while the other still talks to it
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("center", [False, True])
+@pytest.mark.parametrize("shape", [(2, 16, 8), (4, 8, 12)])  # global N > D and N < D
+def test_gather_across_two_gloo_processes_equals_global_batch(tmp_path, shape, center):
+    mp.spawn(
+        _ddp_worker,
+        args=(str(tmp_path / "init"), shape, str(tmp_path), center),
+        nprocs=WORLD_SIZE,
+        join=True,
+    )
+    for rank in range(WORLD_SIZE):
+        result = torch.load(tmp_path / f"rank{rank}.pt")
+        for value, reference in zip(result["loss"], result["reference_loss"]):
+            assert torch.allclose(value, reference, rtol=1e-10)
+        # the comparison can fail: the local half's loss, or the other variant, differs
+        assert not torch.allclose(result["local_loss"], result["reference_loss"][0], rtol=1e-3)
+        if center:
+            assert not torch.allclose(result["uncentred_loss"], result["loss"][0], rtol=1e-3)
+        # after DDP's averaging, parameters get exactly the global-batch gradient
+        for grad, reference in zip(result["grads"], result["reference_grads"]):
+            assert torch.allclose(grad, reference, rtol=1e-8, atol=1e-12)
+        # the autograd-aware gather sums gradients over ranks: W x the global-loss gradient
+        assert torch.allclose(
+            result["local_out_grad"], WORLD_SIZE * result["reference_out_grad"], rtol=1e-8
+        )
