@@ -198,22 +198,13 @@ def test_importing_a_module_registers_nothing(tmp_path, module):
     assert result.stdout.strip() in ("False", "host not imported"), (module, result.stdout)
 
 
-def _module_level_imports(path: Path):
-    """Names imported at module level (not inside functions or classes) by a source file."""
+def _imported_names(path: Path, module_level_only: bool):
+    """Names a source file imports: everywhere, or only at module level (not inside functions or
+    classes)."""
 
+    tree = ast.parse(path.read_text())
     names = []
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.append(node.module)
-            names += [f"{node.module}.{alias.name}" for alias in node.names]
-    return names
-
-
-def _all_imports(path: Path):
-    names = []
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in tree.body if module_level_only else ast.walk(tree):
         if isinstance(node, ast.Import):
             names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module:
@@ -256,7 +247,7 @@ def test_import_layering(layer):
 
     offenders = {}
     for path in sorted((PACKAGE_ROOT / layer).rglob("*.py")):
-        bad = _imports_any(_all_imports(path), FORBIDDEN[layer])
+        bad = _imports_any(_imported_names(path, module_level_only=False), FORBIDDEN[layer])
         if bad:
             offenders[str(path.relative_to(PACKAGE_ROOT))] = bad
     assert not offenders
@@ -275,7 +266,7 @@ def test_no_module_level_import_cycle_between_packages():
         path = PACKAGE_ROOT.parent.joinpath(*module.split("."))
         path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
         source = package_of(module)
-        for name in _module_level_imports(path):
+        for name in _imported_names(path, module_level_only=True):
             target = package_of(name)
             if source and target and target != source and target in _subpackages():
                 edges.setdefault(source, set()).add(target)
