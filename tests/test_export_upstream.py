@@ -18,9 +18,14 @@ from helpers import HOST_PATH, host_env, requires_host, write_tiny_image_folder
 
 from frossl_plugin.losses.frossl import frossl_loss_func
 from frossl_plugin.upstream.checkout import license_header
-from frossl_plugin.upstream.configs import CONFIG_TARGETS, compose_plugin_config
-from frossl_plugin.upstream.export import export_frossl, export_plugin_api
-from frossl_plugin.upstream.sources import MODULE_MAP, host_relative_path, plugin_source_path
+from frossl_plugin.upstream.export import (
+    FILES,
+    MODULE_MAP,
+    export_frossl,
+    export_plugin_api,
+    host_relative_path,
+    plugin_source_path,
+)
 
 pytestmark = requires_host
 
@@ -43,6 +48,20 @@ HOST_TESTS = [
     "tests/methods/test_wmse.py",
 ]
 GIT_USER = ["-c", "user.name=export test", "-c", "user.email=export@test.invalid"]
+# each exported config (a plain file under frossl_plugin/upstream/files/frossl/) and the plugin
+# config whose settings it must keep
+CONFIG_SOURCES = {
+    "scripts/pretrain/cifar/frossl.yaml": "frossl",
+    "scripts/pretrain/stl10/frossl.yaml": "frossl_stl10",
+    "scripts/pretrain/stl10/frossl_4views.yaml": "frossl_stl10_4views",
+    "scripts/pretrain/stl10/frossl_8views.yaml": "frossl_stl10_8views",
+    "scripts/pretrain/imagenet-100/frossl.yaml": "frossl_imagenet100",
+    "scripts/pretrain/imagenet/frossl.yaml": "frossl_imagenet",
+    "scripts/linear/cifar/frossl.yaml": "frossl_linear",
+    "scripts/linear/stl10/frossl.yaml": "frossl_stl10_linear",
+    "scripts/linear/imagenet-100/frossl.yaml": "frossl_imagenet100_linear",
+    "scripts/linear/imagenet/frossl.yaml": "frossl_imagenet_linear",
+}
 
 
 def _git(root: Path, *args: str) -> str:
@@ -166,7 +185,7 @@ def test_frossl_export_layout(clones):
         "tests/methods/test_frossl.py",
         "docs/source/solo/methods/frossl.rst",
         "docs/source/solo/losses/frossl.rst",
-        *(target.host_path for target in CONFIG_TARGETS),
+        *CONFIG_SOURCES,
     ):
         assert expected in result.added
     # messages live outside the work tree
@@ -248,39 +267,56 @@ def test_exported_loss_gives_the_plugin_numbers(clones, num_views, n, d, center)
 
 
 def test_exported_configs_compose_to_the_plugin_settings(clones):
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_dir, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
     root, _ = clones["frossl"]
-    for target in CONFIG_TARGETS:
-        plugin, _, _ = compose_plugin_config(target.plugin_config)
+    shipped = {
+        p.relative_to(FILES / "frossl").as_posix() for p in FILES.glob("frossl/scripts/*/*/*.yaml")
+    }
+    assert shipped == set(CONFIG_SOURCES)
+    for host_path, plugin_config in CONFIG_SOURCES.items():
         GlobalHydra.instance().clear()
-        folder = root / "scripts" / target.stage / target.folder
+        with initialize_config_module(config_module="frossl_plugin.configs", version_base="1.2"):
+            plugin = OmegaConf.to_container(compose(config_name=plugin_config))
+        GlobalHydra.instance().clear()
+        folder = (root / host_path).parent
         with initialize_config_dir(config_dir=str(folder), version_base="1.2"):
-            host = OmegaConf.to_container(compose(config_name=target.file_name))
+            host = OmegaConf.to_container(compose(config_name=Path(host_path).name))
         GlobalHydra.instance().clear()
 
         assert "hydra" not in host and "eval_crop_size" not in host["data"]
         for key in ("method", "method_kwargs", "optimizer", "scheduler", "max_epochs"):
-            assert host.get(key) == plugin.get(key), (target.host_path, key)
+            assert host.get(key) == plugin.get(key), (host_path, key)
         for key in ("dataset", "train_path", "val_path", "format"):
-            assert host["data"][key] == plugin["data"][key], (target.host_path, key)
+            assert host["data"][key] == plugin["data"][key], (host_path, key)
         assert host["precision"] == plugin["precision"]
-        if target.stage == "pretrain":
-            assert host["augmentations"] == plugin["augmentations"], target.host_path
+        if host_path.startswith("scripts/pretrain/"):
+            assert host["augmentations"] == plugin["augmentations"], host_path
             assert host["backbone"] == plugin["backbone"]
             # the loss the paper ran for the number of views: centred for two views only
             two_views = sum(aug["num_crops"] for aug in host["augmentations"]) == 2
-            assert host["method_kwargs"]["center"] is two_views, target.host_path
-            text = (folder / target.file_name).read_text()
-            assert f"  center: {str(two_views).lower()} # the paper's" in text, target.host_path
+            assert host["method_kwargs"]["center"] is two_views, host_path
+            text = (root / host_path).read_text()
+            assert f"  center: {str(two_views).lower()} # the paper's" in text, host_path
         else:
             assert host["pretrain_method"] == "frossl"
         # the host's Lightning convention: GPUs by list, DDP
         assert host["accelerator"] == "gpu" and isinstance(host["devices"], list)
         # the host's wandb group, as every host config has it
         assert host["wandb"] == yaml.safe_load((folder / "wandb" / "private.yaml").read_text())
+
+
+@pytest.mark.parametrize("export", [export_frossl, export_plugin_api])
+def test_a_missing_anchor_line_fails_before_anything_is_written(tmp_path, export):
+    root = _clone(tmp_path / "host")
+    index = root / "docs" / "source" / "index.rst"
+    index.write_text(index.read_text().replace("\n   ", "\n    "))  # toctrees indented by 4
+    _git(root, "commit", "-q", "-am", "a host that differs")
+    with pytest.raises(ValueError, match=r"docs/source/index.rst: expected the line '   .*'"):
+        export(str(root))
+    assert not _git(root, "status", "--porcelain", "--untracked-files=all").strip()
 
 
 def test_plugin_api_export_layout(clones):

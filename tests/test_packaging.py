@@ -108,13 +108,16 @@ def test_wheel_metadata(wheel_files):
     assert "[solo.methods]\nfrossl = frossl_plugin.methods.frossl:FroSSL" in entry_points
 
 
-def test_wheel_holds_the_upstream_export_templates(wheel_files):
-    shipped = {f for f in wheel_files["files"] if f.startswith("frossl_plugin/upstream/templates/")}
+def test_wheel_holds_the_upstream_export_files(wheel_files):
+    shipped = {f for f in wheel_files["files"] if f.startswith("frossl_plugin/upstream/files/")}
     in_checkout = {
         path.relative_to(REPO).as_posix()
-        for path in (REPO / "frossl_plugin" / "upstream" / "templates").glob("*.tmpl")
+        for path in (REPO / "frossl_plugin" / "upstream" / "files").rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
     }
-    assert "frossl_plugin/upstream/templates/frossl_pr.md.tmpl" in in_checkout
+    assert "frossl_plugin/upstream/files/frossl_pr.md" in in_checkout
+    assert "frossl_plugin/upstream/files/frossl/tests/methods/test_frossl.py" in in_checkout
+    assert "frossl_plugin/upstream/files/frossl/scripts/pretrain/cifar/frossl.yaml" in in_checkout
     assert shipped == in_checkout
 
 

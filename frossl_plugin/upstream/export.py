@@ -1,34 +1,82 @@
 """The two upstream contributions, written into a clean solo-learn checkout.
 
-- :func:`export_frossl`: FroSSL as a solo-learn method (loss, method, registrations, configs,
-  tests, docs, README), its Python modules generated from the plugin's own source.
-- :func:`export_plugin_api`: entry-point method plugins for the host, and the relaxed "exactly 2
-  large crops" check for methods that set ``supports_any_num_large_crops``.
+- :func:`export_frossl`: FroSSL as a solo-learn method. The loss and method modules are generated
+  from the plugin's own source; configs, tests and docs are the plain files under
+  ``files/frossl/`` (in the host's layout); host files get one-line insertions at anchor lines.
+- :func:`export_plugin_api`: entry-point method plugins for the host (``files/plugin_api/``), and
+  the relaxed "exactly 2 large crops" check for methods that set
+  ``supports_any_num_large_crops``.
 
 Neither commits: each leaves the changes in the work tree and writes the commit message and the
 pull-request description into the checkout's git directory (or ``message_dir``), outside the
-work tree, so ``git status`` shows exactly the contribution.
+work tree, so ``git status`` shows exactly the contribution. New ``.py`` files get the license
+header of the checkout's own ``solo/losses/vicreg.py``.
 """
 
 import subprocess
+import sys
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from string import Template
-from typing import List, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from frossl_plugin.upstream import host_edits, registry_edits
+import frossl_plugin
 from frossl_plugin.upstream.checkout import check_clean_checkout, head_commit, license_header
-from frossl_plugin.upstream.configs import CONFIG_TARGETS, export_configs
-from frossl_plugin.upstream.sources import MODULE_MAP, host_relative_path, to_host_source
 
-PAPER_URL = "https://arxiv.org/abs/2310.02903"
+FILES = Path(__file__).resolve().parent / "files"
+# plugin module -> host module, for every plugin module that is exported
+MODULE_MAP: Dict[str, str] = {
+    "frossl_plugin.losses.frossl": "solo.losses.frossl",
+    "frossl_plugin.methods.frossl": "solo.methods.frossl",
+}
 
-RESULTS_NOTE = (
+# (host file, anchor: a whole line expected exactly once, "before" / "after" / "replace", lines)
+Edit = Tuple[str, str, str, Sequence[str]]
+_RESULTS_NOTE = (
     "**FroSSL**: [paper](https://arxiv.org/abs/2310.02903). No run of "
     "`scripts/pretrain/cifar/frossl.yaml` has been measured in solo-learn yet, so its cells are "
     "empty; they are for its online linear accuracy (the protocol of this table) once measured."
 )
+FROSSL_EDITS: Tuple[Edit, ...] = (
+    ("solo/losses/__init__.py", "from solo.losses.mae import mae_loss_func", "before",
+     ["from solo.losses.frossl import frossl_loss_func"]),
+    ("solo/losses/__init__.py", '    "mae_loss_func",', "before", ['    "frossl_loss_func",']),
+    ("solo/methods/__init__.py", "from solo.methods.linear import LinearModel", "before",
+     ["from solo.methods.frossl import FroSSL"]),
+    ("solo/methods/__init__.py", '    "mae": MAE,', "before", ['    "frossl": FroSSL,']),
+    ("solo/methods/__init__.py", '    "MAE",', "before", ['    "FroSSL",']),
+    ("docs/source/index.rst", "   solo/methods/mae", "before", ["   solo/methods/frossl"]),
+    ("docs/source/index.rst", "   solo/losses/mae", "before", ["   solo/losses/frossl"]),
+    ("README.md", "* [MAE](https://arxiv.org/abs/2111.06377)", "before",
+     ["* [FroSSL](https://arxiv.org/abs/2310.02903)"]),
+    ("README.md", "| DINO         | ResNet18 |  1000  |  :x: |      89.52     |     99.71      |",
+     "after", ["| FroSSL       | ResNet18 |  1000  |  :x: |       -        |       -        |"]),
+    ("README.md", "| W-MSE        | ResNet18 |  1000  |  :x: |      88.67     |     99.68      |",
+     "after", ["", _RESULTS_NOTE]),
+)  # fmt: skip
+_TUTORIAL = "https://github.com/vturrisi/solo-learn/blob/main/docs/source/tutorials/"
+PLUGIN_API_EDITS: Tuple[Edit, ...] = (
+    ("solo/methods/__init__.py", "from solo.methods.ressl import ReSSL", "before",
+     ["from solo.methods.plugins import load_method_plugins"]),
+    ("solo/methods/__init__.py", "]", "after",
+     ["", '# methods of other installed packages (entry-point group "solo.methods")',
+      "load_method_plugins(METHODS)"]),
+    ("solo/methods/base.py", "    ]", "after",  # the end of BaseMethod._SCHEDULERS
+     ["    # main_pretrain.py requires exactly 2 large crops unless the method sets this to True",
+      "    supports_any_num_large_crops: bool = False"]),
+    ("solo/methods/wmse.py", "class WMSE(BaseMethod):", "after",
+     ["    supports_any_num_large_crops: bool = True", ""]),
+    ("solo/methods/mae.py", "class MAE(BaseMethod):", "after",
+     ["    supports_any_num_large_crops: bool = True", ""]),
+    ("main_pretrain.py", '        assert cfg.method in ["wmse", "mae"]', "replace",
+     ["        assert METHODS[cfg.method].supports_any_num_large_crops, (",
+      '            f"{cfg.method} needs exactly 2 large crops, but the augmentations give "',
+      '            f"{cfg.data.num_large_crops}."',
+      "        )"]),
+    ("docs/source/index.rst", "   tutorials/add_new_method_momentum", "after",
+     ["   tutorials/method_plugins"]),
+    ("README.md", f"* [Adding a new momentum method]({_TUTORIAL}add_new_method_momentum.rst)",
+     "after", [f"* [Adding a method from another package]({_TUTORIAL}method_plugins.rst)"]),
+)  # fmt: skip
 
 
 @dataclass
@@ -50,45 +98,119 @@ class ExportResult:
     pr_description: Optional[Path] = None
 
 
-def _template(name: str) -> str:
-    return resources.files("frossl_plugin.upstream").joinpath("templates", name).read_text()
+def plugin_source_path(module: str) -> Path:
+    """Path of a plugin module's source, found without importing it (methods import the host)."""
+
+    package_root = Path(frossl_plugin.__file__).resolve().parent
+    return package_root.joinpath(*module.split(".")[1:]).with_suffix(".py")
 
 
-def _git_dir(root: Path) -> Path:
-    out = subprocess.run(
-        ["git", "rev-parse", "--absolute-git-dir"], cwd=root, capture_output=True, text=True
+def host_relative_path(host_module: str) -> str:
+    """``solo.losses.frossl`` -> ``solo/losses/frossl.py``."""
+
+    return host_module.replace(".", "/") + ".py"
+
+
+def _import_key(line: str) -> Tuple[int, str]:
+    # isort's order within a section: ``import x`` lines first, then ``from x import``
+    return (0 if line.startswith("import ") else 1), line.split()[1].lower()
+
+
+def host_source(module: str) -> str:
+    """The host module generated from plugin ``module`` (a key of :data:`MODULE_MAP`): imports
+    of exported plugin modules point at ``solo.*``, and the top import section is regrouped the
+    way the host's isort has it (standard library, then everything else, ``solo`` included).
+
+    Raises:
+        ValueError: if the source still mentions ``frossl_plugin`` after the rewrite, or its
+            import section holds anything but one-line imports.
+    """
+
+    text = plugin_source_path(module).read_text()
+    for plugin_module, host_module in MODULE_MAP.items():
+        text = text.replace(f"from {plugin_module} import ", f"from {host_module} import ")
+    if "frossl_plugin" in text:
+        raise ValueError(f"{module} uses plugin code that is not exported (frossl_plugin).")
+    lines = text.splitlines(keepends=True)
+    is_import = [line.startswith(("import ", "from ")) for line in lines]
+    first = is_import.index(True)
+    last = len(lines) - is_import[::-1].index(True)
+    section = [line for line in lines[first:last] if line.strip()]
+    if not all(line.startswith(("import ", "from ")) for line in section) or any(
+        line.rstrip().endswith(("(", "\\")) for line in section
+    ):
+        raise ValueError(f"{module}: the import section must hold one-line imports only.")
+    stdlib = [line for line in section if line.split()[1].split(".")[0] in sys.stdlib_module_names]
+    other = [line for line in section if line not in stdlib]
+    groups = ["".join(sorted(group, key=_import_key)) for group in (stdlib, other) if group]
+    return "".join(lines[:first]) + "\n".join(groups) + "".join(lines[last:])
+
+
+def _apply(relative: str, text: str, anchor: str, where: str, new: Sequence[str]) -> str:
+    lines = text.splitlines()
+    count = lines.count(anchor)
+    if count != 1:
+        raise ValueError(
+            f"{relative}: expected the line {anchor!r} exactly once, found it {count} times; the "
+            "exporter knows solo-learn 9187ea3."
+        )
+    index = lines.index(anchor)
+    start, stop = {"before": (index, index), "after": (index + 1, index + 1)}.get(
+        where, (index, index + 1)
     )
-    return Path(out.stdout.strip())
+    return "\n".join(lines[:start] + list(new) + lines[stop:]) + "\n"
 
 
-class _Writer:
-    """Writes files into the checkout and records them."""
+def _export(
+    path: str,
+    marker: str,
+    files: str,
+    edits: Tuple[Edit, ...],
+    modules: Dict[str, str],
+    prefix: str,
+    message_dir: Optional[str],
+) -> ExportResult:
+    root = check_clean_checkout(path)
+    if (root / marker).exists():
+        raise ValueError(f"{str(root)!r} already has {marker}.")
+    header = license_header(root)
+    new: Dict[str, str] = {host_relative_path(host): host_source(m) for m, host in modules.items()}
+    for source in sorted(p for p in (FILES / files).rglob("*") if p.is_file()):
+        relative = source.relative_to(FILES / files).as_posix()
+        new[relative] = source.read_text()
+        parts = relative.split("/")
+        wandb = f"{'/'.join(parts[:3])}/wandb/private.yaml"
+        if parts[0] == "scripts" and len(parts) == 4 and not (root / wandb).is_file():
+            # a config in a new dataset folder: the host's wandb group, copied from a sibling
+            siblings = sorted(root.glob(f"scripts/{parts[1]}/*/wandb/private.yaml"))
+            if not siblings:
+                raise ValueError(f"no scripts/{parts[1]}/*/wandb/private.yaml to copy.")
+            new[wandb] = siblings[0].read_text()
+    changed: Dict[str, str] = {}
+    for relative, anchor, where, lines in edits:  # all checked before anything is written
+        text = changed.get(relative) or (root / relative).read_text()
+        changed[relative] = _apply(relative, text, anchor, where, lines)
+    for relative in new:
+        if (root / relative).exists():
+            raise ValueError(f"{relative} already exists in {str(root)!r}.")
 
-    def __init__(self, root: Path, header: str):
-        self.root = root
-        self.header = header
-        self.result = ExportResult(root=root)
-
-    def new(self, relative: str, text: str, licensed: bool = False) -> None:
-        path = self.root / relative
-        if path.exists():
-            raise ValueError(f"{relative} already exists in {str(self.root)!r}.")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"{self.header}\n{text}" if licensed else text)
-        self.result.added.append(relative)
-
-    def edit(self, relative: str, change) -> None:
-        path = self.root / relative
-        path.write_text(change(path.read_text()))
-        self.result.modified.append(relative)
-
-    def messages(self, prefix: str, commit: str, pr: str, message_dir: Optional[str]) -> None:
-        folder = Path(message_dir) if message_dir else _git_dir(self.root)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.result.commit_message = folder / f"{prefix}_COMMIT_MSG"
-        self.result.pr_description = folder / f"{prefix}_PR.md"
-        self.result.commit_message.write_text(commit)
-        self.result.pr_description.write_text(pr)
+    result = ExportResult(root=root, added=list(new), modified=list(changed))
+    for relative, text in new.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(f"{header}\n{text}" if relative.endswith(".py") else text)
+    for relative, text in changed.items():
+        (root / relative).write_text(text)
+    git_dir = subprocess.run(
+        ["git", "rev-parse", "--absolute-git-dir"], cwd=root, capture_output=True, text=True
+    ).stdout.strip()
+    folder = Path(message_dir) if message_dir else Path(git_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    result.commit_message = folder / f"{prefix}_COMMIT_MSG"
+    result.pr_description = folder / f"{prefix}_PR.md"
+    result.commit_message.write_text((FILES / f"{files}_commit_msg.txt").read_text())
+    pr = (FILES / f"{files}_pr.md").read_text().replace("$base_commit", head_commit(root))
+    result.pr_description.write_text(pr)
+    return result
 
 
 def export_frossl(path: str, message_dir: Optional[str] = None) -> ExportResult:
@@ -101,104 +223,15 @@ def export_frossl(path: str, message_dir: Optional[str] = None) -> ExportResult:
 
     Raises:
         ValueError: if ``path`` is not a clean solo-learn checkout, already has FroSSL, or a host
-            file the export edits does not look as expected.
+            file lacks an anchor line of :data:`FROSSL_EDITS` (nothing is written then).
 
     Returns:
         ExportResult: the files added and modified, and where the messages are.
     """
 
-    root = check_clean_checkout(path)
-    if (root / "solo" / "methods" / "frossl.py").exists():
-        raise ValueError(f"{str(root)!r} already has solo/methods/frossl.py.")
-    writer = _Writer(root, license_header(root))
-
-    for plugin_module, host_module in MODULE_MAP.items():
-        writer.new(host_relative_path(host_module), to_host_source(plugin_module, writer.header))
-    writer.edit(
-        "solo/losses/__init__.py",
-        lambda text: registry_edits.register_loss(text, "frossl", "frossl_loss_func"),
+    return _export(
+        path, "solo/methods/frossl.py", "frossl", FROSSL_EDITS, MODULE_MAP, "FROSSL", message_dir
     )
-    writer.edit(
-        "solo/methods/__init__.py",
-        lambda text: registry_edits.register_method(text, "frossl", "frossl", "FroSSL"),
-    )
-
-    configs = export_configs(root)
-    writer.result.added.extend(configs)
-
-    writer.new("tests/losses/test_frossl.py", _template("test_frossl_loss.py.tmpl"), True)
-    writer.new("tests/methods/test_frossl.py", _template("test_frossl_method.py.tmpl"), True)
-
-    writer.new("docs/source/solo/methods/frossl.rst", _template("docs_method.rst.tmpl"))
-    writer.new("docs/source/solo/losses/frossl.rst", _template("docs_loss.rst.tmpl"))
-
-    def index(text: str) -> str:
-        text = host_edits.add_toctree_entry(
-            text, "Methods", "solo/methods/frossl", after="solo/methods/linear"
-        )
-        return host_edits.add_toctree_entry(text, "Losses", "solo/losses/frossl")
-
-    writer.edit("docs/source/index.rst", index)
-
-    row = "| FroSSL       | ResNet18 |  1000  |  :x: |       -        |       -        |\n"
-
-    def readme(text: str) -> str:
-        text = host_edits.add_readme_method(text, "FroSSL", PAPER_URL)
-        return host_edits.add_results_row(text, "CIFAR-10", row, "FroSSL", RESULTS_NOTE)
-
-    writer.edit("README.md", readme)
-
-    pretrain = sorted({t.host_path for t in CONFIG_TARGETS if t.stage == "pretrain"})
-    linear = sorted({t.host_path for t in CONFIG_TARGETS if t.stage == "linear"})
-    config_list = (
-        ", ".join(f"`{p}`" for p in pretrain) + "; linear: " + ", ".join(f"`{p}`" for p in linear)
-    )
-    pr = Template(_template("frossl_pr.md.tmpl")).substitute(
-        config_list=config_list, base_commit=head_commit(root)
-    )
-    writer.messages("FROSSL", _template("frossl_commit_msg.tmpl"), pr, message_dir)
-    return writer.result
-
-
-_CROP_CHECK_OLD = """    if cfg.data.num_large_crops != 2:
-        assert cfg.method in ["wmse", "mae"]
-"""
-_CROP_CHECK_NEW = """    if cfg.data.num_large_crops != 2:
-        assert METHODS[cfg.method].supports_any_num_large_crops, (
-            f"{cfg.method} needs exactly 2 large crops, but the augmentations give "
-            f"{cfg.data.num_large_crops}."
-        )
-"""
-_BASE_ANCHOR = """    _SCHEDULERS = [
-        "reduce",
-        "warmup_cosine",
-        "step",
-        "exponential",
-        "none",
-    ]
-"""
-_BASE_FLAG = (
-    "    # main_pretrain.py requires exactly 2 large crops unless the method sets this to True\n"
-    "    supports_any_num_large_crops: bool = False\n"
-)
-_METHODS_CALL = """
-
-# methods of other installed packages (entry-point group "solo.methods")
-load_method_plugins(METHODS)
-"""
-
-
-def _declare_any_num_large_crops(class_name: str):
-    def change(text: str) -> str:
-        anchor = f"class {class_name}(BaseMethod):\n"
-        return host_edits.replace_once(
-            text,
-            anchor,
-            f"{anchor}    supports_any_num_large_crops: bool = True\n\n",
-            f"the {class_name} module",
-        )
-
-    return change
 
 
 def export_plugin_api(path: str, message_dir: Optional[str] = None) -> ExportResult:
@@ -211,61 +244,18 @@ def export_plugin_api(path: str, message_dir: Optional[str] = None) -> ExportRes
 
     Raises:
         ValueError: if ``path`` is not a clean solo-learn checkout, already loads method
-            plugins, or a host file the export edits does not look as expected.
+            plugins, or a host file lacks an anchor line of :data:`PLUGIN_API_EDITS`.
 
     Returns:
         ExportResult: the files added and modified, and where the messages are.
     """
 
-    root = check_clean_checkout(path)
-    if (root / "solo" / "methods" / "plugins.py").exists():
-        raise ValueError(f"{str(root)!r} already has solo/methods/plugins.py.")
-    writer = _Writer(root, license_header(root))
-
-    writer.new("solo/methods/plugins.py", _template("plugins.py.tmpl"), True)
-
-    def methods_init(text: str) -> str:
-        lines = text.splitlines(keepends=True)
-        host_edits.insert_sorted_line(
-            lines,
-            "from solo.methods.plugins import load_method_plugins\n",
-            r"^from solo\.methods\.(\w+) import ",
-        )
-        return "".join(lines).rstrip("\n") + _METHODS_CALL
-
-    writer.edit("solo/methods/__init__.py", methods_init)
-    writer.edit(
-        "solo/methods/base.py",
-        lambda text: host_edits.replace_once(
-            text, _BASE_ANCHOR, f"{_BASE_ANCHOR}{_BASE_FLAG}", "solo/methods/base.py"
-        ),
+    return _export(
+        path,
+        "solo/methods/plugins.py",
+        "plugin_api",
+        PLUGIN_API_EDITS,
+        {},
+        "METHOD_PLUGINS",
+        message_dir,
     )
-    writer.edit("solo/methods/wmse.py", _declare_any_num_large_crops("WMSE"))
-    writer.edit("solo/methods/mae.py", _declare_any_num_large_crops("MAE"))
-    writer.edit(
-        "main_pretrain.py",
-        lambda text: host_edits.replace_once(
-            text, _CROP_CHECK_OLD, _CROP_CHECK_NEW, "main_pretrain.py"
-        ),
-    )
-
-    writer.new("tests/methods/test_plugins.py", _template("test_plugins.py.tmpl"), True)
-    writer.new(
-        "docs/source/tutorials/method_plugins.rst", _template("docs_method_plugins.rst.tmpl")
-    )
-    writer.edit(
-        "docs/source/index.rst",
-        lambda text: host_edits.append_toctree_entry(text, "Tutorials", "tutorials/method_plugins"),
-    )
-    link = (
-        "* [Adding a method from another package](https://github.com/vturrisi/solo-learn/blob/"
-        "main/docs/source/tutorials/method_plugins.rst)\n"
-    )
-    writer.edit(
-        "README.md",
-        lambda text: host_edits.add_tutorial_link(text, link, "[Adding a new momentum method]"),
-    )
-
-    pr = Template(_template("plugin_api_pr.md.tmpl")).substitute(base_commit=head_commit(root))
-    writer.messages("METHOD_PLUGINS", _template("plugin_api_commit_msg.tmpl"), pr, message_dir)
-    return writer.result
