@@ -161,6 +161,17 @@ def _apply(relative: str, text: str, anchor: str, where: str, new: Sequence[str]
     return "\n".join(lines[:start] + list(new) + lines[stop:]) + "\n"
 
 
+def pull_request_files(folder: Path) -> List[Path]:
+    """The plain files of a pull request under ``folder``, without Python's bytecode caches
+    (an install compiles the stored test modules)."""
+
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    )
+
+
 def _export(
     path: str,
     marker: str,
@@ -175,7 +186,7 @@ def _export(
         raise ValueError(f"{str(root)!r} already has {marker}.")
     header = license_header(root)
     new: Dict[str, str] = {host_relative_path(host): host_source(m) for m, host in modules.items()}
-    for source in sorted(p for p in (FILES / files).rglob("*") if p.is_file()):
+    for source in pull_request_files(FILES / files):
         relative = source.relative_to(FILES / files).as_posix()
         new[relative] = source.read_text()
         parts = relative.split("/")
