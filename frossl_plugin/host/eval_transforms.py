@@ -15,8 +15,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from frossl_plugin.host.patches import expect, set_attr
 
-_PATCHED_ATTR = "_frossl_plugin_eval_crop_size"
-
 
 def build_custom_pipeline_at(crop_size: int) -> Dict[str, Any]:
     """The host's custom-folder pipeline (same steps, ImageNet statistics) at ``crop_size``."""
@@ -86,6 +84,5 @@ def apply_custom_eval_crop_size(cfg: DictConfig) -> Optional[int]:
     def build_custom_pipeline():
         return build_custom_pipeline_at(size)
 
-    setattr(build_custom_pipeline, _PATCHED_ATTR, size)
     set_attr(host_loader, "build_custom_pipeline", build_custom_pipeline)
     return size

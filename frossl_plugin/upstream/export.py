@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import frossl_plugin
+from frossl_plugin.host.patches import HOST_COMMIT
 from frossl_plugin.upstream.checkout import check_clean_checkout, head_commit, license_header
 
 FILES = Path(__file__).resolve().parent / "files"
@@ -152,7 +153,7 @@ def _apply(relative: str, text: str, anchor: str, where: str, new: Sequence[str]
     if count != 1:
         raise ValueError(
             f"{relative}: expected the line {anchor!r} exactly once, found it {count} times; the "
-            "exporter knows solo-learn 9187ea3."
+            f"exporter knows {HOST_COMMIT}."
         )
     index = lines.index(anchor)
     start, stop = {"before": (index, index), "after": (index + 1, index + 1)}.get(
