@@ -21,7 +21,6 @@ Usage::
 """
 
 import argparse
-import copy
 import datetime
 import os
 import statistics
@@ -50,32 +49,30 @@ def build_models(batch_size: int, crop: int, device: torch.device, variants: Lis
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
-    root = host_root()
+    host_root()  # puts the checkout on sys.path: its solo package and recipes
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from solo.args.pretrain import parse_cfg
         from solo.methods import METHODS
 
         from frossl_plugin import register
-        from frossl_plugin.compare.method_settings import method_settings
 
         register()
-    with initialize_config_module(config_module="frossl_plugin.configs", version_base="1.2"):
-        base = compose(config_name="frossl")
-    OmegaConf.set_struct(base, False)
-    base.optimizer.batch_size = batch_size
-    for aug in base.augmentations:
-        aug.crop_size = crop
-    base.scheduler.name = "none"
-    base.knn_eval.enabled = False
-    base.data.train_path = base.data.val_path = "unused"
     models = {}
     for variant in variants:
         method, _, size = variant.partition("@")
-        cfg = copy.deepcopy(base)
-        cfg.method = method
-        if method != "frossl":
-            cfg.method_kwargs = method_settings(root, "cifar10", method)["method_kwargs"]
+        # the comparison's preset: the host's CIFAR recipe (FroSSL: the plugin's settings)
+        with initialize_config_module(config_module="frossl_plugin.configs", version_base="1.2"):
+            cfg = compose(
+                config_name="compare",
+                overrides=[f"preset={method}", "data.train_path=unused", "data.val_path=unused"],
+            )
+        OmegaConf.set_struct(cfg, False)
+        cfg.optimizer.batch_size = batch_size
+        for aug in cfg.augmentations:
+            aug.crop_size = crop
+        cfg.scheduler.name = "none"
+        cfg.knn_eval.enabled = False
         if size:
             cfg.method_kwargs.proj_output_dim = int(size)
         cfg = parse_cfg(cfg)

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from frossl_plugin.compare.command import add_compare
+from frossl_plugin.compare.report import add_report
 from frossl_plugin.upstream.command import add_export_upstream
 
 
@@ -61,15 +62,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frossl-plugin", description="FroSSL for solo-learn.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # each adder defines one subcommand; its module imports only the standard library at top
-    for add_subcommand in (_add_demo_data, _add_results, add_compare, add_export_upstream):
+    for add_subcommand in (
+        _add_demo_data,
+        _add_results,
+        add_compare,
+        add_report,
+        add_export_upstream,
+    ):
         add_subcommand(commands)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "takes_overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        return args.run(args)
+        return args.run(args, extra) if getattr(args, "takes_overrides", False) else args.run(args)
     except (ValueError, OSError, ImportError) as err:
         print(f"frossl-plugin {args.command}: error: {err}")
         return 2

@@ -8,6 +8,7 @@ failed set-up is raised as :class:`PluginSetupError`, a ``SystemExit``: the host
 with exit code 1 and one message, no traceback.
 """
 
+import multiprocessing
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,8 @@ class PluginSetupError(SystemExit):
 
 
 class FroSSLPluginCallback(Callback):
-    """Registers FroSSL in the host, adds the ``${frossl_last_checkpoint:DIR}`` resolver,
+    """Registers FroSSL in the host, records the jobs of a comparison sweep
+    (frossl_plugin/compare/sweep.py), adds the ``${frossl_last_checkpoint:DIR}`` resolver,
     checks the data, applies ``data.eval_crop_size`` for custom image folders, seeds the linear
     probe and switches on the Lightning callbacks enabled in the config
     (frossl_plugin/callbacks/from_config.py).
@@ -51,10 +53,20 @@ class FroSSLPluginCallback(Callback):
     """
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from frossl_plugin.compare import sweep
+
         try:
+            if sweep.is_sweep_job(config):
+                sweep.start_job(config)
             self.set_up(config)
         except Exception as err:
             raise PluginSetupError(err) from err
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        from frossl_plugin.compare import sweep
+
+        if sweep.is_sweep_job(config):
+            sweep.finish_job(config, job_return)
 
     @staticmethod
     def set_up(config: DictConfig) -> None:
@@ -62,6 +74,10 @@ class FroSSLPluginCallback(Callback):
         from frossl_plugin.data_check import check_data
         from frossl_plugin.host import install
 
+        if multiprocessing.get_start_method(allow_none=True) == "loky":
+            # a worker of hydra/launcher=joblib makes "loky" the default start method, which
+            # the host's DataLoader workers cannot start with; back to the platform's default
+            multiprocessing.set_start_method(None, force=True)
         if not OmegaConf.has_resolver(LAST_CHECKPOINT_RESOLVER):
             OmegaConf.register_new_resolver(LAST_CHECKPOINT_RESOLVER, last_checkpoint)
         # registers FroSSL, checks a timm/<model> backbone name early, applies eval_crop_size

@@ -2,9 +2,10 @@
 ``pip install 'frossl-plugin[compare]'``, or ``pip install '.[compare]'`` in a checkout)."""
 
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # files only, no display
 
@@ -121,3 +122,71 @@ def plot_curves(
     """
 
     return _save(curves_figure(series, x_key, panels, target, target_key), path, title)
+
+
+BAND_NOTE = "line: mean over seeds; band: min..max over seeds"
+
+
+def plot_bands(
+    groups: Dict[str, Dict[str, Tuple[Sequence[float], Sequence[Sequence[float]]]]],
+    panels: Sequence[tuple],
+    path,
+    x_label: str,
+    title: str = "",
+    target: Optional[float] = None,
+    target_key: Optional[str] = None,
+) -> Path:
+    """One panel per ``(y_key, y_label)`` in ``panels``; per group (a variant), the mean over its
+    seeds as a line and the min..max over its seeds as a shaded band; written to ``path``.
+
+    Args:
+        groups: ``{label: {y_key: (x, per_seed)}}``: ``x`` the x positions, ``per_seed`` one
+            list of y values per seed, aligned with ``x``. NaN values are left out of the mean
+            and the band; a missing ``y_key`` draws nothing for that group.
+        panels: ``[(y_key, y_label), ...]``.
+        path: PNG file to write.
+        x_label (str): x axis label.
+        title (str): figure title; the band's meaning is added below it.
+        target (Optional[float]): dashed horizontal line, only on the panel of ``target_key``.
+        target_key (Optional[str]): the ``y_key`` that ``target`` belongs to.
+    """
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+    colours = plt.get_cmap("tab10")
+    for ax, (y_key, y_label) in zip(axes[0], panels):
+        for index, (label, curves) in enumerate(groups.items()):
+            if y_key not in curves or not len(curves[y_key][0]):
+                continue
+            x, per_seed = curves[y_key]
+            values = np.array(per_seed, dtype=float).reshape(len(per_seed), len(x))
+            shown = ~np.all(np.isnan(values), axis=0)  # epochs with at least one value
+            if not shown.any():
+                continue
+            x, values = np.asarray(x, dtype=float)[shown], values[:, shown]
+            colour = colours(index % 10)
+            ax.plot(
+                x,
+                np.nanmean(values, axis=0),
+                marker="o",
+                markersize=3,
+                color=colour,
+                label=f"{label} (n={len(per_seed)})",
+            )
+            ax.fill_between(
+                x,
+                np.nanmin(values, axis=0),
+                np.nanmax(values, axis=0),
+                color=colour,
+                alpha=0.2,
+                linewidth=0,
+            )
+        if target is not None and y_key == target_key:
+            ax.axhline(target, color="grey", linestyle="--", linewidth=1, label="target")
+        ax.set_xlabel(x_label)
+        if x_label.startswith("epoch"):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(y_label)
+        ax.grid(alpha=0.3)
+        if ax.get_lines():
+            ax.legend(fontsize=8)
+    return _save(fig, path, f"{title}\n({BAND_NOTE})" if title else BAND_NOTE)

@@ -15,7 +15,11 @@ from omegaconf import OmegaConf
 
 CONFIG_DIR = resources.files("frossl_plugin.configs")
 TOP_LEVEL_CONFIGS = sorted(p.name for p in CONFIG_DIR.iterdir() if p.name.endswith(".yaml"))
-PRETRAIN_CONFIGS = [name for name in TOP_LEVEL_CONFIGS if not name.endswith("_linear.yaml")]
+PRETRAIN_CONFIGS = [
+    name
+    for name in TOP_LEVEL_CONFIGS
+    if name.startswith("frossl") and not name.endswith("_linear.yaml")
+]
 LINEAR_CONFIGS = [name for name in TOP_LEVEL_CONFIGS if name.endswith("_linear.yaml")]
 CALLBACK = "frossl_plugin.hydra_callback.FroSSLPluginCallback"
 

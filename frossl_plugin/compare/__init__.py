@@ -1,8 +1,10 @@
-"""``frossl-plugin compare``: FroSSL against the host's methods under one budget.
+"""Comparison sweeps: FroSSL and the host's methods over seeds and variants, on Hydra.
 
-- :mod:`~frossl_plugin.compare.method_settings`: each method's own settings and their source;
-- :mod:`~frossl_plugin.compare.run_config`: the shared config and one config per method;
-- :mod:`~frossl_plugin.compare.runner`: host subprocesses, progress bar, resume;
-- :mod:`~frossl_plugin.compare.report`: CSV, Markdown summary and plots;
-- :mod:`~frossl_plugin.compare.command`: the command line.
+- configs/compare.yaml and configs/preset/: the sweep's config and the methods' presets
+  (hydra_plugins/frossl_plugin/host_recipes.py serves the host's own recipes as presets);
+- :mod:`~frossl_plugin.compare.sweep`: job folders, config hashes, done markers (with
+  hydra_plugins/frossl_plugin/frossl_sweeper.py, the resumable sweeper);
+- :mod:`~frossl_plugin.compare.report`: runs.csv, summary.md and plots of a sweep folder;
+- :mod:`~frossl_plugin.compare.image_folder`: the train/val folders made from the user's layout;
+- :mod:`~frossl_plugin.compare.command`: ``frossl-plugin compare``, the front door.
 """

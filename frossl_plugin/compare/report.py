@@ -1,43 +1,47 @@
-"""The outputs of a comparison: per-epoch CSV, Markdown summary and PNG plots."""
+"""The report of a sweep (a Hydra multirun folder, one sub-folder per job, several seeds per
+variant): per-epoch CSV, Markdown summary with mean ± std over seeds, and band plots."""
 
+import argparse
 import csv
+import datetime
+import itertools
+import json
 import math
 import os
 import platform
 import statistics
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from frossl_plugin import install_hint
-from frossl_plugin.compare.method_settings import FROSSL, LOSS_METRICS
-from frossl_plugin.compare.runner import STATS_FILE, read_jsonl
 
-CSV_COLUMNS = [
-    "method",
-    "epoch",
-    "wall_time_s",
-    "train_time_s",
-    "val_time_s",
-    "steps",
-    "samples",
-    "images_per_s",
-    "step_time_s",
-    "peak_memory_mib",
-    "memory_kind",
-    "online_acc1",
-    "online_acc5",
-    "knn_acc1",
-    "knn_acc5",
-    "train_loss",
-    "train_loss_metric",
-    "rankme_backbone",
-    "rankme_projector",
-    "renyi2_backbone",
-    "renyi2_projector",
-]
+JOB_FILE, DONE_FILE, PLANNED_FILE = "job.json", "done.json", "sweep_jobs.json"
+STATS_FILE, SPECTRA_FILE = "epoch_stats.jsonl", "spectrum/spectra.jsonl"
+JOB_COLUMNS = ["job", "label", "method", "seed", "finished"]
+EPOCH_COLUMNS = (
+    "epoch wall_time_s train_time_s val_time_s steps samples images_per_s step_time_s "
+    "peak_memory_mib memory_kind online_acc1 online_acc5 knn_acc1 knn_acc5 train_loss "
+    "train_loss_metric rankme_backbone rankme_projector renyi2_backbone renyi2_projector"
+).split()
+CSV_COLUMNS = JOB_COLUMNS + EPOCH_COLUMNS
+# the logged training loss of each method (``<name>_epoch`` is its epoch mean)
+LOSS_METRICS = {
+    "frossl": "train_frossl_loss",
+    "barlow_twins": "train_barlow_loss",
+    "vicreg": "train_vicreg_loss",
+    "simclr": "train_nce_loss",
+    "byol": "train_neg_cos_sim",
+    "mocov2plus": "train_nce_loss",
+    "simsiam": "train_neg_cos_sim",
+}
+# CSV column -> logged metric: the host's online linear classifier and online kNN
+ACCURACY_METRICS = {"online_acc1": "val_acc1", "online_acc5": "val_acc5"}
+ACCURACY_METRICS.update(knn_acc1="val_knn_acc1", knn_acc5="val_knn_acc5")
+TARGET_METRICS = {"online": ("online_acc1", "online top-1"), "knn": ("knn_acc1", "kNN top-1")}
 NAN = float("nan")
-PLOT_FILES = "accuracy_vs_epoch.png, accuracy_vs_time.png, effective_rank.png, spectra/<method>.png"
-RELATIVE_LOSS = "train_loss_relative"  # plotted column: loss / |first-epoch loss|
+PLOT_FILES = "accuracy_vs_epoch.png, accuracy_vs_time.png, effective_rank.png"
+LAYERS = ("backbone", "projector")
 
 
 def plots_available() -> bool:
@@ -70,196 +74,9 @@ def optional_dependency_notices() -> List[str]:
     return notices
 
 
-def loss_metric_of(method: str, metrics: Dict[str, float]) -> Optional[str]:
-    """The logged training-loss key of ``method`` (epoch mean), by table or by name."""
-
-    known = LOSS_METRICS.get(method)
-    if known and f"{known}_epoch" in metrics:
-        return f"{known}_epoch"
-    skip = ("train_class_loss", "train_acc")
-    candidates = [
-        key
-        for key in metrics
-        if key.startswith("train_") and key.endswith("_epoch") and not key.startswith(skip)
-    ]
-    with_loss = [key for key in candidates if "loss" in key]
-    chosen = with_loss or candidates
-    return chosen[0] if chosen else None
-
-
-def method_rows(method: str, directory: Path) -> List[dict]:
-    """One CSV row per epoch of one method's run folder."""
-
-    spectra = {}
-    spectra_path = directory / "spectrum" / "spectra.jsonl"
-    for record in read_jsonl(spectra_path):
-        spectra[(record["epoch"], record["layer"])] = record
-    rows = []
-    for record in read_jsonl(directory / STATS_FILE):
-        metrics = record["metrics"]
-        loss_key = loss_metric_of(method, metrics)
-        row = {key: record.get(key) for key in CSV_COLUMNS if key in record}
-        row.update(
-            {
-                "method": method,
-                "online_acc1": metrics.get("val_acc1", NAN),
-                "online_acc5": metrics.get("val_acc5", NAN),
-                "knn_acc1": metrics.get("val_knn_acc1", NAN),
-                "knn_acc5": metrics.get("val_knn_acc5", NAN),
-                "train_loss": metrics.get(loss_key, NAN) if loss_key else NAN,
-                "train_loss_metric": loss_key or "",
-            }
-        )
-        for layer in ("backbone", "projector"):
-            spectrum = spectra.get((record["epoch"], layer), {})
-            row[f"rankme_{layer}"] = spectrum.get("rankme", NAN)
-            row[f"renyi2_{layer}"] = spectrum.get("renyi2", NAN)
-        rows.append(row)
-    return rows
-
-
-def write_csv(rows: List[dict], path: Path) -> Path:
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({key: row.get(key, "") for key in CSV_COLUMNS})
-    return path
-
-
-def _valid(value) -> bool:
-    return isinstance(value, (int, float)) and not math.isnan(value)
-
-
-def first_reaching(rows: List[dict], key: str, target: float) -> Optional[dict]:
-    """The first row whose ``key`` is >= ``target``."""
-
-    for row in rows:
-        if _valid(row.get(key)) and row[key] >= target:
-            return row
-    return None
-
-
-def mean_step_time(rows: List[dict]) -> float:
-    """Mean of the per-epoch step times, leaving out the first epoch (warm-up) when there are
-    more."""
-
-    times = [row["step_time_s"] for row in rows if _valid(row.get("step_time_s"))]
-    if len(times) > 1:
-        times = times[1:]
-    return statistics.fmean(times) if times else NAN
-
-
-def summarize(
-    rows_by_method: Dict[str, List[dict]],
-    target: Optional[float],
-    target_fraction: float,
-    metric: str = "online_acc1",
-) -> dict:
-    """Per-method summary numbers and the target used."""
-
-    finals = {m: rows[-1].get(metric, NAN) for m, rows in rows_by_method.items() if rows}
-    valid_finals = [value for value in finals.values() if _valid(value)]
-    if target is None:
-        target = target_fraction * max(valid_finals) if valid_finals else NAN
-    summary = {}
-    for method, rows in rows_by_method.items():
-        if not rows:
-            continue
-        reached = first_reaching(rows, metric, target) if _valid(target) else None
-        summary[method] = {
-            "final_online_acc1": rows[-1].get("online_acc1", NAN),
-            "final_knn_acc1": rows[-1].get("knn_acc1", NAN),
-            "best_online_acc1": max(
-                (r["online_acc1"] for r in rows if _valid(r.get("online_acc1"))), default=NAN
-            ),
-            "epochs": rows[-1]["epoch"],
-            "epochs_to_target": reached["epoch"] if reached else None,
-            "time_to_target_s": reached["wall_time_s"] if reached else None,
-            "total_time_s": rows[-1]["wall_time_s"],
-            "mean_step_time_s": mean_step_time(rows),
-            "images_per_s": statistics.fmean(
-                [r["images_per_s"] for r in rows[1:] or rows if _valid(r.get("images_per_s"))]
-            ),
-            "peak_memory_mib": max(r["peak_memory_mib"] for r in rows),
-            "memory_kind": rows[-1]["memory_kind"],
-            "final_rankme_projector": rows[-1].get("rankme_projector", NAN),
-        }
-    return {"target": target, "metric": metric, "methods": summary}
-
-
-def _fmt(value, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.{digits}f}"
-
-
-def _ratio(value, reference) -> str:
-    if value is None or reference is None or not _valid(value) or not _valid(reference):
-        return "-"
-    if reference == 0:
-        return "-"
-    return f"{value / reference:.2f}"
-
-
-def summary_markdown(summary: dict, context: Dict[str, str], sources: Dict[str, str]) -> str:
-    """The Markdown summary table with its context lines."""
-
-    methods = summary["methods"]
-    reference = methods.get(FROSSL)
-    metric_name = "online linear top-1" if summary["metric"] == "online_acc1" else "kNN top-1"
-    lines = ["# FroSSL against baselines", ""]
-    lines += [f"- {key}: {value}" for key, value in context.items()]
-    lines.append(f"- target: {metric_name} >= {_fmt(summary['target'], 2)} %")
-    lines += [
-        "",
-        "| method | settings | final online acc1 (%) | final kNN acc1 (%) | epochs to target "
-        "| wall time to target (s) | mean step time (ms) | images/s | peak memory (MiB) "
-        "| epochs to target / FroSSL | time to target / FroSSL | step time / FroSSL |",
-        "|" + " --- |" * 12,
-    ]
-    for method, s in methods.items():
-        ref = reference or {}
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    method,
-                    sources.get(method, ""),
-                    _fmt(s["final_online_acc1"]),
-                    _fmt(s["final_knn_acc1"]),
-                    _fmt(s["epochs_to_target"])
-                    + ("" if s["epochs_to_target"] else " (not reached)"),
-                    _fmt(s["time_to_target_s"]),
-                    _fmt(s["mean_step_time_s"] * 1000),
-                    _fmt(s["images_per_s"]),
-                    _fmt(s["peak_memory_mib"], 0),
-                    _ratio(s["epochs_to_target"], ref.get("epochs_to_target")),
-                    _ratio(s["time_to_target_s"], ref.get("time_to_target_s")),
-                    _ratio(s["mean_step_time_s"], ref.get("mean_step_time_s")),
-                ]
-            )
-            + " |"
-        )
-    kinds = sorted({s["memory_kind"] for s in methods.values()})
-    lines += [
-        "",
-        "Epochs and wall time to target are those of the first epoch whose accuracy reaches the "
-        "target; wall time counts from the start of the run (validation and checkpoints "
-        "included). Mean step time is training time per step (data loading included), averaged "
-        "over epochs after the first. Peak memory: "
-        + ", ".join(kinds)
-        + " (cuda_max_allocated = torch.cuda.max_memory_allocated; cpu_peak_rss = peak resident "
-        "set size of the training process). Online accuracy is the host's online linear "
-        "classifier, kNN the host's online weighted kNN (k from knn_eval.k) on the validation "
-        "split.",
-    ]
-    return "\n".join(lines) + "\n"
-
-
 def machine_description() -> str:
+    """Platform, processor, torch threads, GPUs, torch version and load of this machine."""
+
     import torch
 
     parts = [platform.platform(), f"{platform.processor() or platform.machine()}"]
@@ -282,12 +99,10 @@ def _finite(value) -> bool:
 def relative_to_first(values: Sequence[float]) -> Optional[List[float]]:
     """``values`` divided by the absolute value of the first finite non-zero one, so that losses
     of very different scales (FroSSL about 0.3, Barlow Twins about 200) show their own trend on
-    one axis, starting at 1 (or -1 for a negative loss: the absolute value keeps the direction
-    of the trend). Non-finite values become NaN (not plotted).
+    one axis, starting at 1 (or -1 for a negative loss). Non-finite values become NaN.
 
     Returns:
-        Optional[List[float]]: the relative values, or None when no value is finite and
-        non-zero (nothing to plot).
+        Optional[List[float]]: the relative values, or None when no value is finite and non-zero.
     """
 
     reference = next((value for value in values if _finite(value) and value != 0), None)
@@ -296,96 +111,479 @@ def relative_to_first(values: Sequence[float]) -> Optional[List[float]]:
     return [value / abs(reference) if _finite(value) else NAN for value in values]
 
 
-def write_plots(
-    rows_by_method: Dict[str, List[dict]],
-    run_dirs: Dict[str, Path],
-    out: Path,
-    target: Optional[float],
-    target_metric: str = "online_acc1",
-) -> List[Path]:
-    """accuracy_vs_epoch.png, accuracy_vs_time.png, effective_rank.png and
-    spectra/<method>.png.
+def read_jsonl(path: Path) -> List[dict]:
+    """The records of a JSON-lines file; [] when it does not exist. A last line cut short (the
+    job is still writing it) is left out.
 
-    Args:
-        target (Optional[float]): the target accuracy, drawn only on the panel of
-            ``target_metric`` (``online_acc1`` or ``knn_acc1``).
+    Raises:
+        ValueError: if a line other than the last is not JSON.
+    """
+
+    if not path.is_file():
+        return []
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            if number < len(lines):
+                raise ValueError(f"{path}: line {number} is not a JSON record ({err}).") from err
+    return records
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: expected a JSON object ({err}).") from err
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: expected a JSON object, not {type(value).__name__}.")
+    return value
+
+
+def parse_overrides(overrides: Sequence[str]) -> Dict[str, str]:
+    """``["+a.b=1", "~c"]`` -> ``{"a.b": "1", "c": "~"}`` (prefixes ``+``, ``++``, ``~`` dropped;
+    a deletion without a value is ``"~"``)."""
+
+    parsed = {}
+    for item in overrides:
+        key, has_value, value = item.partition("=")
+        parsed[key.lstrip("+~")] = value if has_value else "~"
+    return parsed
+
+
+def loss_metric_of(method: str, metrics: Dict[str, float]) -> Optional[str]:
+    """The logged training-loss key of ``method`` (epoch mean), by table or by name."""
+
+    known = LOSS_METRICS.get(method)
+    if known and f"{known}_epoch" in metrics:
+        return f"{known}_epoch"
+    skip = ("train_class_loss", "train_acc")
+    candidates = [
+        key
+        for key in metrics
+        if key.startswith("train_") and key.endswith("_epoch") and not key.startswith(skip)
+    ]
+    chosen = [key for key in candidates if "loss" in key] or candidates
+    return chosen[0] if chosen else None
+
+
+@dataclass
+class Job:
+    """One job of a sweep: planned (``directory`` None), started, or finished."""
+
+    name: str
+    method: str
+    seed: Optional[int]
+    overrides: Dict[str, str]
+    label: str = ""  # given in job.json, else derived from the sweep's overrides
+    directory: Optional[Path] = None
+    finished: bool = False
+    last_time: str = ""  # finished_at, else started_at
+    rows: List[dict] = field(default_factory=list)
+    spectra: Dict[tuple, dict] = field(default_factory=dict)  # (epoch, layer) -> record
+    superseded_by: Optional[str] = None
+
+
+def job_rows(job: Job) -> List[dict]:
+    """One CSV row per recorded epoch of ``job``."""
+
+    rows = []
+    for record in read_jsonl(job.directory / STATS_FILE):
+        metrics = record.get("metrics", {})
+        loss_key = loss_metric_of(job.method, metrics)
+        row = {key: record.get(key) for key in EPOCH_COLUMNS if key in record}
+        row.update({column: metrics.get(key, NAN) for column, key in ACCURACY_METRICS.items()})
+        row["train_loss"] = metrics.get(loss_key, NAN) if loss_key else NAN
+        row["train_loss_metric"] = loss_key or ""
+        for layer in LAYERS:
+            spectrum = job.spectra.get((record["epoch"], layer), {})
+            row[f"rankme_{layer}"] = spectrum.get("rankme", NAN)
+            row[f"renyi2_{layer}"] = spectrum.get("renyi2", NAN)
+        rows.append(row)
+    return rows
+
+
+def _new_job(name: str, info: dict) -> Job:
+    """A job from its job.json or its sweep_jobs.json entry ``info``."""
+
+    overrides = parse_overrides(info.get("overrides") or [])
+    seed = info.get("seed", overrides.get("seed"))
+    method = info.get("method") or overrides.get("preset", "unknown")
+    seed = int(seed) if str(seed).lstrip("-").isdigit() else None
+    return Job(info.get("name") or name, method, seed, overrides, info.get("label") or "")
+
+
+def _load_job(job_file: Path) -> Job:
+    directory = job_file.parent
+    info = _read_json(job_file)
+    job = _new_job(directory.name, info)
+    done = _read_json(directory / DONE_FILE) if (directory / DONE_FILE).is_file() else {}
+    # a done.json left by an earlier config of this folder does not count
+    job.finished = bool(done) and done.get("config_hash") == info.get("config_hash")
+    job.last_time = done.get("finished_at") or info.get("started_at") or ""
+    job.directory = directory
+    job.spectra = {(r["epoch"], r["layer"]): r for r in read_jsonl(directory / SPECTRA_FILE)}
+    job.rows = job_rows(job)
+    return job
+
+
+def derive_labels(jobs: Sequence[Job]) -> None:
+    """Sets the ``label`` of each job without a given one to its method followed by the overrides
+    whose value differs between jobs (``seed``, ``preset``, ``label`` and ``hydra.*`` left out)."""
+
+    def kept(key: str) -> bool:
+        return key not in ("seed", "preset", "label", "hydra") and not key.startswith("hydra.")
+
+    keys = {key for job in jobs for key in job.overrides if kept(key)}
+    varying = sorted(key for key in keys if len({job.overrides.get(key) for job in jobs}) > 1)
+    for job in jobs:
+        method = job.overrides.get("preset", job.method)
+        pairs = [f"{key}={job.overrides[key]}" for key in varying if key in job.overrides]
+        job.label = job.label or " ".join([method] + pairs)
+
+
+def _label_seed(job: Job) -> tuple:
+    return job.label, -1 if job.seed is None else job.seed
+
+
+def _timestamp(text: str) -> float:
+    try:
+        return datetime.datetime.fromisoformat(text).timestamp()
+    except (TypeError, ValueError):
+        return 0.0
+
+
+@dataclass
+class Sweep:
+    """The jobs of a sweep folder, planned and started."""
+
+    directory: Path
+    jobs: List[Job]
+
+    @property
+    def finished(self) -> List[Job]:
+        """Finished jobs that no later job of the same label and seed replaces."""
+        return [job for job in self.jobs if job.finished and not job.superseded_by]
+
+    @property
+    def missing(self) -> List[Job]:
+        """Planned or started jobs without a done.json (superseded ones left out)."""
+        return [job for job in self.jobs if not job.finished and not job.superseded_by]
+
+
+def load_sweep(sweep_dir) -> Sweep:
+    """Reads every job folder (one with a job.json) of ``sweep_dir`` and the planned jobs of its
+    sweep_jobs.json, derives the labels and marks duplicates of a label and seed as superseded
+    by the one that finished (else started) last; a planned job never started is superseded by
+    a started one of its label and seed.
+
+    Raises:
+        ValueError: if ``sweep_dir`` is not a folder or holds no job folder.
+    """
+
+    directory = Path(sweep_dir)
+    expected = "a sweep folder with one sub-folder per job, each holding a job.json"
+    if not directory.is_dir():
+        raise ValueError(f"{str(directory)!r} is not a folder; expected {expected}.")
+    jobs = {job.name: job for job in map(_load_job, sorted(directory.glob(f"*/{JOB_FILE}")))}
+    planned_path = directory / PLANNED_FILE
+    planned = _read_json(planned_path).get("jobs", {}) if planned_path.is_file() else {}
+    if not jobs:
+        note = f" ({len(planned)} planned in {PLANNED_FILE}, none started)" if planned else ""
+        raise ValueError(f"No job found in {str(directory)!r}{note}; expected {expected}.")
+    for name, entry in planned.items():
+        jobs.setdefault(name, _new_job(name, entry))
+    sweep = Sweep(directory, sorted(jobs.values(), key=lambda job: job.name))
+    derive_labels(sweep.jobs)
+    # a planned job that never started counts as older than any started one
+    for _, same in itertools.groupby(sorted(sweep.jobs, key=_label_seed), key=_label_seed):
+        same = sorted(same, key=lambda j: (j.directory is not None, _timestamp(j.last_time)))
+        for job in same[:-1]:
+            job.superseded_by = same[-1].name
+    return sweep
+
+
+def _last(rows: List[dict], key: str) -> float:
+    return next((row[key] for row in reversed(rows) if _finite(row.get(key))), NAN)
+
+
+def _nan_max(rows: List[dict], key: str) -> float:
+    return max((row[key] for row in rows if _finite(row.get(key))), default=NAN)
+
+
+def _mean(values: Sequence[float]) -> float:
+    values = [value for value in values if _finite(value)]
+    return statistics.fmean(values) if values else NAN
+
+
+def _first_reaching(rows: List[dict], key: str, target: float) -> Optional[dict]:
+    return next((r for r in rows if _finite(r.get(key)) and r[key] >= target), None)
+
+
+def _after_first(rows: List[dict], key: str) -> float:
+    """Mean of ``key`` over the epochs after the first (warm-up), or over all with one epoch."""
+    return _mean([row.get(key) for row in (rows[1:] or rows)])
+
+
+def mean_std(values: Sequence[float]) -> tuple:
+    """(mean, sample std) of the finite ``values``; std is None with fewer than two values."""
+
+    values = [value for value in values if _finite(value)]
+    if not values:
+        return NAN, None
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
+def _fmt(value, digits: int = 1) -> str:
+    return f"{value:.{digits}f}" if _finite(value) else "-"
+
+
+def _pm(values: Sequence[float], digits: int = 1) -> str:
+    mean, std = mean_std(values)
+    return "-" if not _finite(mean) else f"{mean:.{digits}f} ± {_fmt(std, digits)}"
+
+
+def _by_label(jobs: Sequence[Job]) -> Dict[str, List[Job]]:
+    return {
+        label: list(group)
+        for label, group in itertools.groupby(sorted(jobs, key=_label_seed), key=lambda j: j.label)
+    }
+
+
+def summary_markdown(sweep: Sweep, target: float, target_source: str, metric: str) -> str:
+    """The Markdown summary: context, one row per label over its finished jobs, the overlap of
+    the labels' final ``metric`` (``online_acc1`` or ``knn_acc1``) and the missing jobs."""
+
+    groups = _by_label(sweep.finished)
+    name = dict(TARGET_METRICS.values())[metric]
+    lines = ["# Sweep report", ""]
+    lines += [
+        f"- sweep: {sweep.directory.resolve()}",
+        f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
+        f"- machine (of this report): {machine_description()}",
+        f"- jobs finished: {len(sweep.finished)} of {len(sweep.finished) + len(sweep.missing)}",
+        f"- target: {name} >= {_fmt(target, 2)} % ({target_source})",
+        "",
+        "| label | seeds | final online top-1 (%) | final kNN top-1 (%) | epochs to target "
+        "| wall time to target (s) | mean step time (ms) | images/s | peak memory (MiB) |",
+        "|" + " --- |" * 9,
+    ]
+    finals = {}
+    for label, jobs in groups.items():
+        reached = [_first_reaching(j.rows, metric, target) for j in jobs] if _finite(target) else []
+        reached = [row for row in reached if row]
+        finals[label] = [_last(job.rows, metric) for job in jobs]
+        seeds = ", ".join(str(job.seed) for job in jobs)
+        cells = [
+            label,
+            f"{len(jobs)}: {seeds}",
+            _pm([_last(j.rows, "online_acc1") for j in jobs]),
+            _pm([_last(j.rows, "knn_acc1") for j in jobs]),
+            f"{_pm([r['epoch'] for r in reached])} ({len(reached)}/{len(jobs)} reached)",
+            _pm([r["wall_time_s"] for r in reached]),
+            _fmt(1000 * _mean([_after_first(j.rows, "step_time_s") for j in jobs])),
+            _fmt(_mean([_after_first(j.rows, "images_per_s") for j in jobs])),
+            _fmt(max([_nan_max(j.rows, "peak_memory_mib") for j in jobs]), 0),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    kinds = sorted({row.get("memory_kind") or "?" for j in sweep.finished for row in j.rows})
+    lines += [
+        "",
+        "Mean ± sample std over the seeds of a label (std '-' with one seed). Final accuracy: "
+        "the last recorded value of each seed. Epochs and wall time to target: the first epoch "
+        "whose accuracy reaches the target, over the seeds that reached it; wall time counts "
+        "from the start of the job. Step time and images/s: epochs after the first, averaged "
+        f"over seeds. Peak memory: the largest over seeds ({', '.join(kinds)}). runs.csv has "
+        "every recorded epoch of every job, unfinished and superseded ones included.",
+        "",
+        "## Overlap",
+        "",
+        f"Do the intervals mean ± std of the final {name} of two labels overlap?",
+        "",
+    ]
+    for a, b in itertools.combinations(groups, 2):
+        (mean_a, std_a), (mean_b, std_b) = mean_std(finals[a]), mean_std(finals[b])
+        if not (_finite(mean_a) and _finite(mean_b)):
+            verdict = "no final value to compare."
+        elif std_a is None or std_b is None:
+            single = " and ".join(label for label, std in ((a, std_a), (b, std_b)) if std is None)
+            verdict = f"{single}: one seed only, so no spread is known to judge the difference."
+        elif abs(mean_a - mean_b) <= std_a + std_b:
+            verdict = "intervals overlap, the difference is within the spread over seeds."
+        else:
+            verdict = "intervals do not overlap, the difference exceeds the spread over seeds."
+        lines.append(f"- {a} ({_pm(finals[a])}) and {b} ({_pm(finals[b])}): {verdict}")
+    if len(groups) < 2:
+        lines.append("- fewer than two labels have a finished job.")
+    lines += ["", "## Missing jobs", ""]
+    for job in sweep.missing:
+        epochs = f"{len(job.rows)} epoch" + ("s" if len(job.rows) != 1 else "")
+        why = f"unfinished ({epochs} recorded)" if job.directory else "not started"
+        lines.append(f"- {job.name} ({job.label}, seed {job.seed}): {why}")
+    for job in (job for job in sweep.jobs if job.superseded_by):
+        lines.append(
+            f"- {job.name} ({job.label}, seed {job.seed}): superseded by "
+            f"{job.superseded_by} (same label and seed, finished or started later)"
+        )
+    if lines[-1] == "":
+        lines.append("None: every planned job finished.")
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(sweep: Sweep, path: Path) -> Path:
+    """``path``: one row per recorded epoch of every started job, with its job columns."""
+
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for job in (job for job in sweep.jobs if job.directory):
+            head = dict(zip(JOB_COLUMNS, (job.name, job.label, job.method, job.seed, job.finished)))
+            for row in job.rows:
+                writer.writerow({**head, **{key: row.get(key, "") for key in EPOCH_COLUMNS}})
+    return path
+
+
+def _seed_curves(jobs: Sequence[Job], values_of) -> tuple:
+    """(epochs that every job has, one list of values per job) of ``values_of(job)``, a
+    ``{epoch: value}`` dict."""
+
+    per_job = [values_of(job) for job in jobs]
+    epochs = sorted(set.intersection(*(set(values) for values in per_job)))
+    return epochs, [[values[epoch] for epoch in epochs] for values in per_job]
+
+
+def _column(key: str):
+    return lambda job: {row["epoch"]: row.get(key, NAN) for row in job.rows}
+
+
+def _rankme(layer: str):
+    return lambda job: {
+        e: r.get("rankme", NAN) for (e, name), r in job.spectra.items() if name == layer
+    }
+
+
+def _relative_loss(job: Job) -> Dict[int, float]:
+    relative = relative_to_first([row.get("train_loss", NAN) for row in job.rows])
+    return {row["epoch"]: value for row, value in zip(job.rows, relative or [NAN] * len(job.rows))}
+
+
+def write_plots(sweep: Sweep, out: Path, target: float, metric: str) -> List[Path]:
+    """accuracy_vs_epoch.png, accuracy_vs_time.png and effective_rank.png of the finished jobs,
+    one band per label; the target drawn on the panel of ``metric`` only.
 
     Returns:
         List[Path]: the files written; empty when matplotlib is missing.
     """
 
-    try:
-        from frossl_plugin.plots import plot_curves, plot_spectra
-    except ImportError:
-        print(f"compare: no plots, matplotlib is not installed ({install_hint('compare')})")
+    if not plots_available():
+        print(f"report: no plots, matplotlib is not installed ({install_hint('compare')})")
         return []
-    from frossl_plugin.callbacks.spectrum_monitor import read_spectrum_records
+    from frossl_plugin.plots import plot_bands
 
-    series = {}
-    for method, rows in rows_by_method.items():
-        columns = {key: [row.get(key, NAN) for row in rows] for key in CSV_COLUMNS}
-        relative = relative_to_first(columns["train_loss"])
-        if relative is not None:  # otherwise no loss line for this method
-            columns[RELATIVE_LOSS] = relative
-        series[method] = columns
     accuracy = [("online_acc1", "online linear top-1 (%)"), ("knn_acc1", "kNN top-1 (%)")]
-    written = [
-        plot_curves(
-            series,
-            "epoch",
-            accuracy + [(RELATIVE_LOSS, "training loss / |first-epoch loss|")],
-            out / "accuracy_vs_epoch.png",
-            "accuracy against epoch",
-            target,
-            target_metric,
-        ),
-        plot_curves(
-            series,
-            "wall_time_s",
-            accuracy,
-            out / "accuracy_vs_time.png",
-            "accuracy against wall-clock time",
-            target,
-            target_metric,
-        ),
+    loss = ("train_loss", "training loss / |first-epoch loss|")
+    ranks = [(layer, f"RankMe effective rank, {layer}") for layer in LAYERS]
+    by_epoch, by_time, by_rank = {}, {}, {}
+    for label, jobs in _by_label(sweep.finished).items():
+        by_epoch[label] = {key: _seed_curves(jobs, _column(key)) for key, _ in accuracy}
+        by_epoch[label]["train_loss"] = _seed_curves(jobs, _relative_loss)
+        # x: the wall time of each epoch averaged over seeds (all curves have the same epochs)
+        wall = [_mean(times) for times in zip(*_seed_curves(jobs, _column("wall_time_s"))[1])]
+        by_time[label] = {key: (wall, by_epoch[label][key][1]) for key, _ in accuracy}
+        by_rank[label] = {layer: _seed_curves(jobs, _rankme(layer)) for layer in LAYERS}
+    target = target if _finite(target) else None
+    figures = [
+        (by_epoch, accuracy + [loss], "accuracy_vs_epoch.png", "epoch", "accuracy against epoch"),
+        (by_time, accuracy, "accuracy_vs_time.png", "mean wall time (s)", "accuracy against time"),
     ]
-    spectra_dir = out / "spectra"
-    rank_series = {}
-    for method, directory in run_dirs.items():
-        path = directory / "spectrum" / "spectra.jsonl"
-        records = read_spectrum_records(path) if path.is_file() else []
-        if not records:
-            continue
-        spectra_dir.mkdir(exist_ok=True)
-        written.append(plot_spectra(records, spectra_dir / f"{method}.png", title=method))
-        columns = {}
-        for layer in ("backbone", "projector"):
-            points = sorted((r["epoch"], r["rankme"]) for r in records if r["layer"] == layer)
-            columns["epoch_" + layer] = [p[0] for p in points]
-            columns["rankme_" + layer] = [p[1] for p in points]
-        rank_series[method] = columns
-    if rank_series:
-        from matplotlib.ticker import MaxNLocator
+    if any(curves[layer][0] for curves in by_rank.values() for layer in LAYERS):
+        figures.append((by_rank, ranks, "effective_rank.png", "epoch (0 = before training)", ""))
+    return [
+        plot_bands(groups, panels, out / name, x_label, title, target, metric)
+        for groups, panels, name, x_label, title in figures
+    ]
 
-        from frossl_plugin.plots import plt
 
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        for ax, layer in zip(axes, ("backbone", "projector")):
-            for method, columns in rank_series.items():
-                if columns["epoch_" + layer]:
-                    ax.plot(
-                        columns["epoch_" + layer],
-                        columns["rankme_" + layer],
-                        marker="o",
-                        label=method,
-                    )
-            ax.set_title(f"RankMe effective rank, {layer}")
-            ax.set_xlabel("epoch (0 = before training)")
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(out / "effective_rank.png", dpi=100)
-        plt.close(fig)
-        written.append(out / "effective_rank.png")
-    return written
+def _write_report(sweep: Sweep, target_acc, target_fraction: float, target_metric: str):
+    if target_metric not in TARGET_METRICS:
+        raise ValueError(
+            f"target_metric {target_metric!r}: expected one of {list(TARGET_METRICS)}."
+        )
+    metric, name = TARGET_METRICS[target_metric]
+    if target_acc is not None:
+        target, source = float(target_acc), "given"
+    else:
+        means = {
+            label: mean_std([_last(j.rows, metric) for j in jobs])[0]
+            for label, jobs in _by_label(sweep.finished).items()
+        }
+        means = {label: mean for label, mean in means.items() if _finite(mean)}
+        best = max(means, key=means.get, default=None)
+        target = target_fraction * means[best] if best else NAN
+        source = f"no finished job has a final {name}"
+        if best:
+            source = f"{target_fraction:g} x the best label mean, {best}: {means[best]:.2f} %"
+    summary = sweep.directory / "summary.md"
+    summary.write_text(summary_markdown(sweep, target, source, metric))
+    written = [write_csv(sweep, sweep.directory / "runs.csv"), summary]
+    return written + write_plots(sweep, sweep.directory, target, metric)
+
+
+def write_report(
+    sweep_dir,
+    target_acc: Optional[float] = None,
+    target_fraction: float = 0.9,
+    target_metric: str = "online",
+) -> List[Path]:
+    """Writes runs.csv, summary.md and (with matplotlib) the band plots into ``sweep_dir``.
+
+    Args:
+        sweep_dir: the sweep folder (one sub-folder with a job.json per job).
+        target_acc (Optional[float]): target accuracy in %; None: ``target_fraction`` x the best
+            label mean of the final ``target_metric``.
+        target_fraction (float): share of the best label mean used when ``target_acc`` is None.
+        target_metric (str): ``online`` (online linear top-1) or ``knn`` (kNN top-1).
+
+    Returns:
+        List[Path]: the files written.
+
+    Raises:
+        ValueError: if ``sweep_dir`` holds no job or ``target_metric`` is unknown.
+    """
+
+    return _write_report(load_sweep(sweep_dir), target_acc, target_fraction, target_metric)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    sweep = load_sweep(args.sweep_dir)
+    written = _write_report(sweep, args.target_acc, args.target_fraction, args.target_metric)
+    print("Wrote " + ", ".join(str(path) for path in written))
+    if sweep.missing:
+        total = len(sweep.missing) + len(sweep.finished)
+        print(f"{len(sweep.missing)} of {total} planned jobs have not finished (see summary.md).")
+    return 0
+
+
+def add_report(commands) -> None:
+    """Adds the ``report`` subcommand to the ``frossl-plugin`` subparsers ``commands``."""
+
+    parser = commands.add_parser(
+        "report",
+        help="summarize a sweep: mean ± std over seeds per variant, CSV and band plots",
+        description="Reads SWEEP_DIR (a Hydra multirun folder: one sub-folder per job with "
+        "job.json, epoch_stats.jsonl and, when finished, done.json) and writes there runs.csv, "
+        f"summary.md and, with matplotlib, {PLOT_FILES}. Works on an unfinished sweep. The "
+        "target accuracy is --target-acc, else F x the best variant's mean final top-1 of "
+        "--target-metric: online linear classifier or kNN.",
+    )
+    parser.add_argument("sweep_dir", metavar="SWEEP_DIR", help="the sweep folder")
+    parser.add_argument("--target-acc", type=float, metavar="X", help="target top-1 in %%")
+    parser.add_argument(
+        "--target-fraction", type=float, default=0.9, metavar="F", help="share of the best (0.9)"
+    )
+    parser.add_argument(
+        "--target-metric", choices=sorted(TARGET_METRICS), default="online", help="(online)"
+    )
+    parser.set_defaults(run=_run_report)

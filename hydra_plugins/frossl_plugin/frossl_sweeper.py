@@ -1,0 +1,84 @@
+"""``hydra/sweeper=frossl_resumable``: Hydra's basic sweeper, resumable.
+
+It composes every job before launching any, gives each a folder named by its method, seed and
+config hash (``<method>_seed<seed>_<hash>``, stable across reruns and launchers), skips the jobs
+whose folder holds ``done.json`` for the same config, and hands the rest to whichever Hydra
+launcher is configured (basic, joblib, submitit_local, submitit_slurm, ...). SIGINT or SIGTERM
+stops the sweep with exit code 130 or 143; rerunning the command resumes it.
+"""
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, List
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper, BasicSweeperConf
+from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+
+@dataclass
+class ResumableSweeperConf(BasicSweeperConf):
+    _target_: str = "hydra_plugins.frossl_plugin.frossl_sweeper.ResumableSweeper"
+
+
+ConfigStore.instance().store(
+    group="hydra/sweeper",
+    name="frossl_resumable",
+    node=ResumableSweeperConf,
+    provider="frossl-plugin",
+)
+
+
+def _say(message: str) -> None:
+    print(f"frossl-plugin sweep: {message}", file=sys.stderr, flush=True)
+
+
+class ResumableSweeper(BasicSweeper):
+    def sweep(self, arguments: List[str]) -> Any:
+        import os
+
+        from frossl_plugin.compare import sweep as jobs
+
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        overrides = parser.parse_overrides(self._parse_config() + list(arguments))
+        all_overrides = [job for batch in self.split_arguments(overrides, None) for job in batch]
+        sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
+        loader = self.hydra_context.config_loader
+        planned = [
+            jobs.PlannedJob(job, loader.load_sweep_config(self.config, list(job)), sweep_dir)
+            for job in all_overrides
+        ]
+        jobs.record_plan(sweep_dir, planned)
+        todo = [job for job in planned if not job.finished]
+        _say(
+            f"{len(planned)} jobs in {sweep_dir}: {len(planned) - len(todo)} finished before "
+            f"(skipped), {len(todo)} to run"
+        )
+        launcher = str(self.config.hydra.launcher.get("_target_", ""))
+        owner = jobs.owner_id()
+        if owner and "slurm" not in launcher.lower():
+            os.environ[jobs.OWNER_ENV] = owner
+        size = self.max_batch_size or len(todo) or 1
+        returns = []
+        with jobs.StopSignals() as stop:
+            try:
+                for start in range(0, len(todo), size):
+                    batch = [job.launch_overrides() for job in todo[start : start + size]]
+                    results = self.launcher.launch(batch, initial_job_idx=start)
+                    returns.append(results)
+                    for result in results:
+                        _ = result.return_value  # raises the error of a failed job
+            except BaseException:
+                if not stop.received:
+                    raise
+                finished = sum(
+                    job.finished or jobs.is_finished(sweep_dir / job.name, job.digest)
+                    for job in planned
+                )
+                _say(
+                    f"stopped by signal {stop.received[0]}; {finished} of {len(planned)} jobs "
+                    "are finished and kept. Rerun the same command to run the others."
+                )
+                raise SystemExit(stop.exit_code) from None
+        return returns

@@ -1,0 +1,374 @@
+"""``frossl-plugin report``: a sweep folder's CSV, summary (mean ± std over seeds), overlap,
+missing jobs and band plots, on synthetic job folders."""
+
+import csv
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+from frossl_plugin.cli import main
+from frossl_plugin.compare import report
+
+EPOCHS = 4
+SHARED = ["data.dataset=cifar10", "max_epochs=4"]  # the same in every job: left out of labels
+LOSS_KEYS = {"frossl": "train_frossl_loss", "vicreg": "train_vicreg_loss"}
+LOSS_KEYS["barlow_twins"] = "train_barlow_loss"
+FIRST_LOSS = {"frossl": 0.3, "vicreg": 20.0, "barlow_twins": 200.0}
+
+
+def online_curve(final: float, seed: int) -> list:
+    """Online top-1 per epoch, rising to ``final``, its shape depending on the seed."""
+
+    power = 0.5 + 0.4 * seed
+    return [final * ((epoch / EPOCHS) ** power) for epoch in range(1, EPOCHS + 1)]
+
+
+def epoch_records(method: str, final: float, seed: int, epochs: int = EPOCHS) -> list:
+    online = online_curve(final, seed)
+    records = []
+    for epoch in range(1, epochs + 1):
+        loss = FIRST_LOSS[method] * (1.0 - 0.1 * (epoch - 1))
+        records.append(
+            {
+                "epoch": epoch,
+                "wall_time_s": epoch * (10.0 + seed),
+                "train_time_s": 8.0,
+                "val_time_s": 1.0,
+                "steps": 10,
+                "samples": 640,
+                "images_per_s": 500.0 + 10 * seed + (0 if epoch > 1 else -300),
+                "step_time_s": (0.1 + 0.01 * seed) if epoch > 1 else 0.5,
+                "peak_memory_mib": 100.0 + 10 * seed + epoch,
+                "memory_kind": "cpu_peak_rss",
+                "world_size": 1,
+                "metrics": {
+                    "val_acc1": online[epoch - 1],
+                    "val_acc5": 90.0,
+                    "val_knn_acc1": online[epoch - 1] - 5.0,
+                    "val_knn_acc5": 85.0,
+                    f"{LOSS_KEYS[method]}_epoch": loss,
+                },
+            }
+        )
+    return records
+
+
+def write_job(
+    sweep: Path,
+    name: str,
+    method: str,
+    seed: int,
+    overrides: list,
+    final: float,
+    epochs: int = EPOCHS,
+    finished: bool = True,
+    label=None,
+    day: int = 1,
+) -> None:
+    """One job folder: job.json, epoch_stats.jsonl, spectra and (``finished``) done.json."""
+
+    directory = sweep / name
+    (directory / "spectrum").mkdir(parents=True)
+    info = {
+        "name": name,
+        "config_hash": f"hash-{name}",
+        "method": method,
+        "seed": seed,
+        "label": label,
+        "overrides": [f"preset={method}", f"seed={seed}", f"hydra.run.dir=out/{name}"]
+        + SHARED
+        + overrides,
+        "started_at": f"2025-01-0{day}T10:00:00",
+    }
+    (directory / "job.json").write_text(json.dumps(info))
+    records = epoch_records(method, final, seed, epochs)
+    with (directory / "epoch_stats.jsonl").open("w") as handle:
+        handle.writelines(json.dumps(record) + "\n" for record in records)
+    with (directory / "spectrum" / "spectra.jsonl").open("w") as handle:
+        for epoch in range(epochs + 1):
+            for layer, rank in (("backbone", 50.0), ("projector", 20.0)):
+                record = {"epoch": epoch, "layer": layer, "rankme": rank + epoch + seed}
+                handle.write(json.dumps({**record, "renyi2": rank / 2}) + "\n")
+    if finished:
+        done = {"config_hash": info["config_hash"], "finished_at": f"2025-01-0{day}T12:00:00"}
+        (directory / "done.json").write_text(json.dumps({**done, "wall_time_s": 100.0}))
+
+
+# final online top-1 of the finished jobs, by label and seed
+FINALS = {
+    "frossl method_kwargs.center=false": {1: 60.0, 2: 62.0, 3: 61.0},
+    "frossl method_kwargs.center=true": {1: 60.5, 2: 61.5},
+    "vicreg": {1: 50.0, 2: 51.0},
+    "my baseline": {1: 45.0},
+}
+
+
+@pytest.fixture
+def sweep(tmp_path) -> Path:
+    """3 derived labels x 2-3 seeds, a named label with one seed, an unfinished job, a planned
+    job never started, two duplicates (an older run of frossl center=false seed 1, an older
+    plan of vicreg seed 1) and two folders that are not jobs."""
+
+    root = tmp_path / "sweep"
+    root.mkdir()
+    for seed, final in FINALS["frossl method_kwargs.center=false"].items():
+        write_job(
+            root,
+            f"frossl_seed{seed}_aa",
+            "frossl",
+            seed,
+            ["method_kwargs.center=false"],
+            final,
+            day=2,
+        )
+    # the same label and seed, finished a day earlier: superseded
+    write_job(root, "frossl_seed1_old", "frossl", 1, ["method_kwargs.center=false"], 10.0)
+    for seed, final in FINALS["frossl method_kwargs.center=true"].items():
+        write_job(
+            root, f"frossl_seed{seed}_bb", "frossl", seed, ["method_kwargs.center=true"], final
+        )
+    write_job(
+        root,
+        "frossl_seed3_bb",
+        "frossl",
+        3,
+        ["method_kwargs.center=true"],
+        70.0,
+        epochs=2,
+        finished=False,
+    )
+    for seed, final in FINALS["vicreg"].items():
+        write_job(root, f"vicreg_seed{seed}_cc", "vicreg", seed, [], final)
+    write_job(
+        root,
+        "barlow_seed1_dd",
+        "barlow_twins",
+        1,
+        ["optimizer.lr=0.3", "+label=my baseline"],
+        45.0,
+        label="my baseline",
+    )
+    (root / ".submitit").mkdir()
+    (root / "datasets" / "cifar10").mkdir(parents=True)
+    planned = {
+        name: {"overrides": json.loads((root / name / "job.json").read_text())["overrides"]}
+        for name in ("frossl_seed1_aa", "vicreg_seed1_cc")
+    }
+    # planned by an earlier invocation, never started; vicreg_seed1_cc has its label and seed
+    planned["vicreg_seed1_old"] = {"overrides": ["preset=vicreg", "seed=1"] + SHARED}
+    planned["vicreg_seed3_cc"] = {
+        "overrides": ["preset=vicreg", "seed=3"] + SHARED,
+        "method": "vicreg",
+        "seed": 3,
+    }
+    (root / "sweep_jobs.json").write_text(json.dumps({"jobs": planned}))
+    return root
+
+
+def table_rows(summary: str) -> dict:
+    """The summary table's cells by label."""
+
+    rows = {}
+    for line in summary.splitlines():
+        if line.startswith("| ") and not line.startswith(("| label", "| ---")):
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            rows[cells[0]] = cells
+    return rows
+
+
+def pm(values) -> str:
+    mean = statistics.fmean(values)
+    return f"{mean:.1f} ± " + (f"{statistics.stdev(values):.1f}" if len(values) > 1 else "-")
+
+
+def expected_target() -> float:
+    return 0.9 * max(statistics.fmean(finals.values()) for finals in FINALS.values())
+
+
+def test_labels_drop_shared_keys_keep_varying_ones_and_a_given_label_wins(sweep):
+    loaded = report.load_sweep(sweep)
+    labels = {job.name: job.label for job in loaded.jobs}
+    assert labels["frossl_seed2_aa"] == "frossl method_kwargs.center=false"
+    assert labels["frossl_seed1_bb"] == "frossl method_kwargs.center=true"
+    # vicreg has no method_kwargs.center, the named job's optimizer.lr is its own
+    assert labels["vicreg_seed1_cc"] == labels["vicreg_seed3_cc"] == "vicreg"
+    assert labels["barlow_seed1_dd"] == "my baseline"
+    assert ".submitit" not in labels and "datasets" not in labels
+    assert {job.name: job.superseded_by for job in loaded.jobs if job.superseded_by} == {
+        "frossl_seed1_old": "frossl_seed1_aa",
+        "vicreg_seed1_old": "vicreg_seed1_cc",
+    }
+    assert sorted(job.name for job in loaded.missing) == ["frossl_seed3_bb", "vicreg_seed3_cc"]
+    assert len(loaded.finished) == 8
+
+
+def test_parse_overrides_strips_prefixes():
+    parsed = report.parse_overrides(["+a.b=1", "++c=x=y", "~d", "~e=2"])
+    assert parsed == {"a.b": "1", "c": "x=y", "d": "~", "e": "2"}
+
+
+def test_summary_means_stds_and_targets_match_the_data(sweep):
+    written = report.write_report(sweep)
+    assert sweep / "runs.csv" in written and sweep / "summary.md" in written
+    summary = (sweep / "summary.md").read_text()
+    target = expected_target()
+    assert f"online top-1 >= {target:.2f} %" in summary
+    assert "0.9 x the best label mean, frossl method_kwargs.center=false: 61.00 %" in summary
+    assert "- jobs finished: 8 of 10" in summary
+    rows = table_rows(summary)
+    assert set(rows) == set(FINALS)
+    for label, finals in FINALS.items():
+        cells = rows[label]
+        seeds = sorted(finals)
+        assert cells[1] == f"{len(seeds)}: " + ", ".join(map(str, seeds))
+        assert cells[2] == pm(list(finals.values()))
+        assert cells[3] == pm([final - 5.0 for final in finals.values()])
+        reached = []  # (epoch, wall time) of the first epoch at or above the target, per seed
+        for seed, final in finals.items():
+            curve = online_curve(final, seed)
+            epoch = next((e for e, acc in enumerate(curve, 1) if acc >= target), None)
+            if epoch:
+                reached.append((epoch, epoch * (10.0 + seed)))
+        count = f"({len(reached)}/{len(seeds)} reached)"
+        if reached:
+            assert cells[4] == f"{pm([e for e, _ in reached])} {count}"
+            assert cells[5] == pm([t for _, t in reached])
+        else:
+            assert cells[4] == f"- {count}" and cells[5] == "-"
+        step_ms = 1000 * statistics.fmean(0.1 + 0.01 * seed for seed in seeds)
+        assert cells[6] == f"{step_ms:.1f}"
+        assert cells[7] == f"{statistics.fmean(500.0 + 10 * seed for seed in seeds):.1f}"
+        assert cells[8] == f"{100.0 + 10 * max(seeds) + EPOCHS:.0f}"
+    # the data reach the target in different epochs per seed, and vicreg never
+    assert rows["frossl method_kwargs.center=false"][4] != "-"
+    assert rows["vicreg"][4] == "- (0/2 reached)"
+
+
+def test_a_given_target_on_knn(sweep):
+    report.write_report(sweep, target_acc=40.0, target_metric="knn")
+    summary = (sweep / "summary.md").read_text()
+    assert "kNN top-1 >= 40.00 % (given)" in summary
+    cells = table_rows(summary)["vicreg"]
+    # kNN = online - 5; seed 1: 50 * (e/4)**0.9 - 5 >= 40 first at epoch 4, seed 2 at epoch 4
+    assert cells[4] == "4.0 ± 0.0 (2/2 reached)"
+    assert cells[5] == pm([4 * 11.0, 4 * 12.0])
+    assert "and vicreg (45.5 ± 0.7): intervals do not overlap" in summary
+
+
+def test_overlap_sentences(sweep):
+    report.write_report(sweep)
+    summary = (sweep / "summary.md").read_text()
+    overlap = summary.split("## Overlap")[1].split("## Missing jobs")[0]
+    false_, true_ = "frossl method_kwargs.center=false", "frossl method_kwargs.center=true"
+    assert (
+        f"- {false_} (61.0 ± 1.0) and {true_} (61.0 ± 0.7): intervals overlap, the difference "
+        "is within the spread over seeds." in overlap
+    )
+    assert (
+        f"- {false_} (61.0 ± 1.0) and vicreg (50.5 ± 0.7): intervals do not overlap, the "
+        "difference exceeds the spread over seeds." in overlap
+    )
+    assert (
+        f"- {false_} (61.0 ± 1.0) and my baseline (45.0 ± -): my baseline: one seed only, so no "
+        "spread is known to judge the difference." in overlap
+    )
+    assert overlap.count("\n- ") == 6  # every pair of the 4 labels
+
+
+def test_missing_jobs_section(sweep):
+    report.write_report(sweep)
+    missing = (sweep / "summary.md").read_text().split("## Missing jobs")[1]
+    lines = [line for line in missing.splitlines() if line.startswith("- ")]
+    assert lines == [
+        "- frossl_seed3_bb (frossl method_kwargs.center=true, seed 3): unfinished "
+        "(2 epochs recorded)",
+        "- vicreg_seed3_cc (vicreg, seed 3): not started",
+        "- frossl_seed1_old (frossl method_kwargs.center=false, seed 1): superseded by "
+        "frossl_seed1_aa (same label and seed, finished or started later)",
+        "- vicreg_seed1_old (vicreg, seed 1): superseded by vicreg_seed1_cc (same label and seed, "
+        "finished or started later)",
+    ]
+
+
+def test_runs_csv_has_every_epoch_of_every_started_job(sweep):
+    report.write_report(sweep)
+    with (sweep / "runs.csv").open() as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+    assert reader.fieldnames == report.CSV_COLUMNS
+    assert reader.fieldnames[:5] == ["job", "label", "method", "seed", "finished"]
+    # 9 started jobs of 4 epochs (the superseded one included) and the unfinished one's 2
+    assert len(rows) == 9 * EPOCHS + 2
+    unfinished = [row for row in rows if row["job"] == "frossl_seed3_bb"]
+    assert [row["finished"] for row in unfinished] == ["False", "False"]
+    row = next(r for r in rows if r["job"] == "vicreg_seed2_cc" and r["epoch"] == "3")
+    assert row["label"] == "vicreg" and row["method"] == "vicreg" and row["seed"] == "2"
+    assert float(row["online_acc1"]) == pytest.approx(online_curve(51.0, 2)[2])
+    assert float(row["knn_acc1"]) == pytest.approx(online_curve(51.0, 2)[2] - 5.0)
+    assert float(row["train_loss"]) == pytest.approx(16.0)
+    assert row["train_loss_metric"] == "train_vicreg_loss_epoch"
+    assert float(row["rankme_backbone"]) == 55.0 and float(row["rankme_projector"]) == 25.0
+
+
+def test_band_plots_are_written(sweep):
+    pytest.importorskip("matplotlib", reason="the plots need matplotlib: pip install .[test]")
+    written = report.write_report(sweep)
+    for name in ("accuracy_vs_epoch.png", "accuracy_vs_time.png", "effective_rank.png"):
+        path = sweep / name
+        assert path in written
+        assert path.stat().st_size > 1000 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_band_plot_target_only_on_its_panel(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib", reason="the plots need matplotlib: pip install .[test]")
+    import frossl_plugin.plots as plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path, title: figures.append(fig) or path)
+    groups = {"a": {"x": ([1, 2], [[1.0, 2.0], [3.0, float("nan")]]), "y": ([1, 2], [[1, 2]])}}
+    plots.plot_bands(groups, [("x", "x"), ("y", "y")], tmp_path / "p.png", "epoch", "", 2.0, "y")
+    x_panel, y_panel = figures[0].axes
+    assert [line.get_label() for line in x_panel.get_lines()] == ["a (n=2)"]
+    assert [line.get_label() for line in y_panel.get_lines()] == ["a (n=1)", "target"]
+    # the mean over seeds, NaN left out
+    assert list(x_panel.get_lines()[0].get_ydata()) == [2.0, 2.0]
+    plots.plt.close(figures[0])
+
+
+def test_report_of_a_half_finished_sweep(tmp_path):
+    root = tmp_path / "sweep"
+    root.mkdir()
+    write_job(root, "frossl_seed1", "frossl", 1, [], 60.0)
+    write_job(root, "frossl_seed2", "frossl", 2, [], 60.0, epochs=1, finished=False)
+    with (root / "frossl_seed2" / "epoch_stats.jsonl").open("a") as handle:
+        handle.write('{"epoch": 2, "wall')  # a record cut short while the job writes it
+    report.write_report(root)
+    summary = (root / "summary.md").read_text()
+    assert table_rows(summary)["frossl"][2] == "60.0 ± -"
+    assert "fewer than two labels have a finished job" in summary
+    assert "- frossl_seed2 (frossl, seed 2): unfinished (1 epoch recorded)" in summary
+
+
+def test_cli_writes_the_report_and_counts_missing_jobs(sweep, capsys):
+    assert main(["report", str(sweep), "--target-fraction", "0.5"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("Wrote ") and str(sweep / "summary.md") in out[0]
+    assert out[1] == "2 of 10 planned jobs have not finished (see summary.md)."
+    assert f"online top-1 >= {0.5 * 61:.2f} %" in (sweep / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("make", ["missing", "empty", "planned only"])
+def test_cli_error_on_a_folder_without_jobs(tmp_path, capsys, make):
+    folder = tmp_path / "sweep"
+    if make != "missing":
+        (folder / "datasets").mkdir(parents=True)
+    if make == "planned only":
+        (folder / "sweep_jobs.json").write_text(json.dumps({"jobs": {"a": {}, "b": {}}}))
+    assert main(["report", str(folder)]) == 2
+    out = capsys.readouterr().out
+    assert out.startswith("frossl-plugin report: error: ")
+    assert repr(str(folder)) in out and "each holding a job.json" in out
+    if make == "planned only":
+        assert "2 planned in sweep_jobs.json, none started" in out
