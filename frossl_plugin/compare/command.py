@@ -97,8 +97,8 @@ def run_compare(args: argparse.Namespace, overrides: List[str]) -> int:
         str(host / "main_pretrain.py"),
         "-m",
         "--config-name=compare",
-        f"preset={','.join(methods)}",
-        f"seed={','.join(seeds)}",
+        f"seed={','.join(seeds)}",  # first: it varies slowest, so a stopped sweep has every
+        f"preset={','.join(methods)}",  # method at its first seeds
         f"max_epochs={args.epochs}",
         f"scheduler.warmup_epochs={min(10, args.epochs // 10)}",
         f"hydra.sweep.dir={out}",
