@@ -8,8 +8,8 @@ Parts, each a subprocess with its own time limit, its output in ``OUT/<part>.log
    marks rows it had no time for as skipped): host pretraining images/s of FroSSL, Barlow Twins
    and VICReg (ResNet-18, 32 px, synthetic data, the host's torchvision and DALI loaders);
 3. ``step_overhead``: ``benchmarks/step_overhead.py`` on CUDA in bf16 (FroSSL / baselines);
-4. ``compare``: ``frossl-plugin compare`` of FroSSL, Barlow Twins and VICReg on the demo digits
-   (written by ``frossl-plugin demo-data``, no download).
+4. ``compare``: ``frossl-plugin compare`` of FroSSL, Barlow Twins and VICReg, 2 seeds each, on
+   the demo digits (written by ``frossl-plugin demo-data``, no download).
 
 ``OUT/index.md`` lists every part with its command, exit code, duration and files, followed by
 the Markdown tables the parts wrote. ``--smoke`` runs the same parts with tiny settings on the
@@ -43,16 +43,17 @@ def parts(out: Path, smoke: bool) -> List[dict]:
         throughput = "--quick --budget-s 60"
         step = "--device cpu --batch-size 4 --repeats 1 --warmup 0 --no-equal-projector"
         compare = (
-            "--methods frossl,barlow_twins --epochs 1 --batch-size 32 --limit-train-batches 2 "
-            "--num-workers 0 --spectrum-samples 64 --no-knn --limit-val-batches 2"
+            "--methods frossl,barlow_twins --seeds 1 --epochs 1 optimizer.batch_size=32 "
+            "++limit_train_batches=2 data.num_workers=0 spectrum_monitor.num_samples=64 "
+            "knn_eval.enabled=false ++limit_val_batches=2"
         )
     else:
         loss = "--device cuda --repeats 20"
         throughput = "--quick --budget-s 170"
         step = "--device cuda --precision bf16 --batch-size 256 --repeats 20 --warmup 5"
         compare = (
-            "--methods frossl,barlow_twins,vicreg --epochs 6 --batch-size 128 --num-workers 4 "
-            "--precision bf16-mixed --spectrum-samples 360"
+            "--methods frossl,barlow_twins,vicreg --seeds 1,2 --epochs 5 optimizer.batch_size=128 "
+            "data.num_workers=4 precision=bf16-mixed spectrum_monitor.num_samples=360"
         )
     digits = out / "digits"
     cli = [python, "-m", "frossl_plugin.cli"]
@@ -79,7 +80,7 @@ def parts(out: Path, smoke: bool) -> List[dict]:
         {
             "name": "compare",
             "command": cli
-            + ["compare", "--data", str(digits), "--augmentations", "demo_digits"]
+            + ["compare", "--data", str(digits), "augmentations=demo_digits"]
             + ["--out", str(out / "compare"), *compare.split()],
             "limit": 130,
         },

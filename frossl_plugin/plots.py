@@ -67,63 +67,6 @@ def plot_spectra(records: List[dict], path, title: str = "") -> Path:
     return _save(fig, path, title)
 
 
-def curves_figure(
-    series: Dict[str, Dict[str, Sequence[float]]],
-    x_key: str,
-    panels: Sequence[tuple],
-    target: Optional[float] = None,
-    target_key: Optional[str] = None,
-):
-    """The figure of :func:`plot_curves`, not yet titled, saved or closed."""
-
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
-    for ax, (y_key, y_label) in zip(axes[0], panels):
-        for method, columns in series.items():
-            pairs = [
-                (x, y)
-                for x, y in zip(columns.get(x_key, []), columns.get(y_key, []))
-                if x == x and y == y  # drop NaN
-            ]
-            if pairs:
-                ax.plot([p[0] for p in pairs], [p[1] for p in pairs], marker="o", label=method)
-        if target is not None and y_key == target_key:
-            ax.axhline(target, color="grey", linestyle="--", linewidth=1, label="target")
-        ax.set_xlabel(x_key.replace("_", " "))
-        if x_key == "epoch":
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(y_label)
-        ax.grid(alpha=0.3)
-        if ax.get_lines():
-            ax.legend(fontsize=8)
-    return fig
-
-
-def plot_curves(
-    series: Dict[str, Dict[str, Sequence[float]]],
-    x_key: str,
-    panels: Sequence[tuple],
-    path,
-    title: str = "",
-    target: Optional[float] = None,
-    target_key: Optional[str] = None,
-) -> Path:
-    """One panel per ``(y_key, label)`` in ``panels``, one line per method; written to ``path``.
-
-    Args:
-        series: ``{method: {column: values}}``; NaN values are skipped, a missing column draws
-            no line.
-        x_key (str): column for the x axis.
-        panels: ``[(y_key, y_label), ...]``.
-        path: PNG file to write.
-        title (str): figure title.
-        target (Optional[float]): horizontal line drawn on the panel of ``target_key`` only
-            (the metric the target belongs to).
-        target_key (Optional[str]): the panel's ``y_key`` for ``target``.
-    """
-
-    return _save(curves_figure(series, x_key, panels, target, target_key), path, title)
-
-
 BAND_NOTE = "line: mean over seeds; band: min..max over seeds"
 
 

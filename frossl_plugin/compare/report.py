@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from frossl_plugin import install_hint
+from frossl_plugin.compare.sweep import DONE_FILE, JOB_FILE
+from frossl_plugin.compare.sweep import PLAN_FILE as PLANNED_FILE
 
-JOB_FILE, DONE_FILE, PLANNED_FILE = "job.json", "done.json", "sweep_jobs.json"
 STATS_FILE, SPECTRA_FILE = "epoch_stats.jsonl", "spectrum/spectra.jsonl"
 JOB_COLUMNS = ["job", "label", "method", "seed", "finished"]
 EPOCH_COLUMNS = (
@@ -63,13 +64,6 @@ def optional_dependency_notices() -> List[str]:
         notices.append(
             f"compare: matplotlib is not installed, so no plots will be written ({PLOT_FILES}); "
             f"to get them: {install_hint('compare')}"
-        )
-    try:
-        import tqdm  # noqa: F401
-    except ImportError:
-        notices.append(
-            "compare: tqdm is not installed, so progress is one printed line per epoch instead "
-            f"of a progress bar; for the bar: {install_hint('compare')}"
         )
     return notices
 
