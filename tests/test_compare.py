@@ -138,6 +138,14 @@ def test_the_owner_watch_leaves_slurm_and_in_process_jobs_alone():
     assert sweep.watch_owner(None) is None and sweep.watch_owner("garbage") is None
 
 
+def test_a_local_sweep_job_with_several_devices_is_refused_before_training(monkeypatch, tmp_path):
+    monkeypatch.delenv("SLURM_NTASKS", raising=False)
+    job = OmegaConf.create({"devices": [0, 1], "hydra": {"runtime": {"output_dir": str(tmp_path)}}})
+    with pytest.raises(ValueError, match=r"devices=\[0, 1\].*rerunning the command line"):
+        sweep.start_job(job)
+    assert not list(tmp_path.iterdir())  # nothing written, nothing cleared
+
+
 def test_stop_signals_become_exceptions_and_exit_codes():
     with pytest.raises(KeyboardInterrupt):
         with sweep.StopSignals() as stop:

@@ -186,6 +186,16 @@ def start_job(config: DictConfig) -> None:
     ``resolved_config.yaml`` and, under a local parallel launcher, stops this job when the
     sweep's process is gone."""
 
+    devices = config.get("devices")
+    several = isinstance(devices, (list, tuple)) or OmegaConf.is_list(devices)
+    if (several and len(devices) > 1) and "SLURM_NTASKS" not in os.environ:
+        raise ValueError(
+            f"devices={list(devices)} in a sweep job on this machine: Lightning's DDP launcher "
+            "starts the other ranks by rerunning the command line, which here is the whole "
+            "multirun. Run several-device jobs through hydra/launcher=submitit_slurm with "
+            "hydra.launcher.tasks_per_node equal to the device count, or one at a time without "
+            "-m (each job's resolved_config.yaml can be run by hand)."
+        )
     job_dir = Path(config.hydra.runtime.output_dir)
     for name in ATTEMPT_OUTPUTS:
         path = job_dir / name
