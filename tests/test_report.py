@@ -372,3 +372,11 @@ def test_cli_error_on_a_folder_without_jobs(tmp_path, capsys, make):
     assert repr(str(folder)) in out and "each holding a job.json" in out
     if make == "planned only":
         assert "2 planned in sweep_jobs.json, none started" in out
+
+
+def test_a_given_label_shared_by_two_methods_keeps_them_apart(tmp_path):
+    for method, final in (("frossl", 50.0), ("vicreg", 60.0)):
+        for seed in (1, 2):
+            write_job(tmp_path, f"{method}_s{seed}", method, seed, [], final, label="batch64")
+    labels = {job.label for job in report.load_sweep(tmp_path).finished}
+    assert labels == {"frossl batch64", "vicreg batch64"}

@@ -225,16 +225,22 @@ def _load_job(job_file: Path) -> Job:
 
 def derive_labels(jobs: Sequence[Job]) -> None:
     """Sets the ``label`` of each job without a given one to its method followed by the overrides
-    whose value differs between jobs (``seed``, ``preset``, ``label`` and ``hydra.*`` left out)."""
+    whose value differs between jobs (``seed``, ``preset``, ``label`` and ``hydra.*`` left out).
+    A given label shared by jobs of several methods gets the method in front."""
 
     def kept(key: str) -> bool:
         return key not in ("seed", "preset", "label", "hydra") and not key.startswith("hydra.")
 
     keys = {key for job in jobs for key in job.overrides if kept(key)}
     varying = sorted(key for key in keys if len({job.overrides.get(key) for job in jobs}) > 1)
+    methods_of = {}  # a given label used by jobs of several methods is kept apart by method
+    for job in jobs:
+        methods_of.setdefault(job.label, set()).add(job.method)
     for job in jobs:
         method = job.overrides.get("preset", job.method)
         pairs = [f"{key}={job.overrides[key]}" for key in varying if key in job.overrides]
+        if job.label and len(methods_of[job.label]) > 1:
+            job.label = f"{job.method} {job.label}"
         job.label = job.label or " ".join([method] + pairs)
 
 
