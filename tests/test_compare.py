@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import HOST_PATH, host_env, requires_host, run_host_script
 from omegaconf import OmegaConf
 
 from frossl_plugin.compare import sweep
-from tests.helpers import HOST_PATH, host_env, requires_host, run_host_script
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 BASELINES = ["barlow_twins", "vicreg", "simclr", "byol", "mocov2plus", "simsiam"]
