@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from frossl_plugin import install_hint
-from frossl_plugin.compare.sweep import DONE_FILE, JOB_FILE
+from frossl_plugin.compare.sweep import DONE_FILE, JOB_FILE, is_finished
 from frossl_plugin.compare.sweep import PLAN_FILE as PLANNED_FILE
 
 STATS_FILE, SPECTRA_FILE = "epoch_stats.jsonl", "spectrum/spectra.jsonl"
@@ -214,8 +214,8 @@ def _load_job(job_file: Path) -> Job:
     info = _read_json(job_file)
     job = _new_job(directory.name, info)
     done = _read_json(directory / DONE_FILE) if (directory / DONE_FILE).is_file() else {}
-    # a done.json left by an earlier config of this folder does not count
-    job.finished = bool(done) and done.get("config_hash") == info.get("config_hash")
+    # the sweeper's own test: done.json for this config (an earlier config's does not count)
+    job.finished = is_finished(directory, info.get("config_hash"))
     job.last_time = done.get("finished_at") or info.get("started_at") or ""
     job.directory = directory
     job.spectra = {(r["epoch"], r["layer"]): r for r in read_jsonl(directory / SPECTRA_FILE)}
