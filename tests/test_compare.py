@@ -5,6 +5,7 @@ test_report.py, the image-folder splits in test_compare_image_folder.py."""
 import json
 import os
 import pickle
+import shlex
 import signal
 import subprocess
 import sys
@@ -472,12 +473,38 @@ def test_compare_dry_run_prints_the_multirun_it_would_launch(tmp_path, demo_data
     assert not (tmp_path / "o" / sweep.PLAN_FILE).exists()
 
 
+@requires_host
+@pytest.mark.host
+def test_compare_views_add_small_crops_to_frossl_jobs(tmp_path, demo_data, capsys):
+    from frossl_plugin.cli import main
+
+    argv = ["compare", "--methods", "frossl", "--epochs", "2", "--data", str(demo_data)]
+    argv += ["--out", str(tmp_path / "o"), "--crop-size", "30", "--views", "8", "--dry-run"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    sweep_command = shlex.split(printed.splitlines()[-1].removeprefix("compare: "))
+    expected = [
+        "augmentations=cifar_symmetric_4views",
+        "augmentations.1.num_crops=6",
+        "augmentations.0.crop_size=30",
+        "augmentations.1.crop_size=20",
+        "label='frossl 8 views'",
+    ]
+    for part in expected:
+        assert part in sweep_command
+    config = compose_compare(expected)
+    crops = [(group["crop_size"], group["num_crops"]) for group in config["augmentations"]]
+    assert crops == [(30, 2), (20, 6)] and config["label"] == "frossl 8 views"
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
         (["--methods", "frossl,frossl"], "--methods"),
         (["--seeds", ","], "--seeds"),
         (["--epochs", "0"], "--epochs must be >= 1"),
+        (["--views", "1"], "--views must be >= 2, but found 1"),
+        (["--views", "4"], "only frossl takes more than 2 views"),
     ],
 )
 def test_compare_refuses_bad_arguments(tmp_path, capsys, argv, message):

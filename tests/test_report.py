@@ -380,3 +380,19 @@ def test_a_given_label_shared_by_two_methods_keeps_them_apart(tmp_path):
             write_job(tmp_path, f"{method}_s{seed}", method, seed, [], final, label="batch64")
     labels = {job.label for job in report.load_sweep(tmp_path).finished}
     assert labels == {"frossl batch64", "vicreg batch64"}
+
+
+def test_a_given_label_is_followed_by_what_varies_between_its_own_jobs(tmp_path):
+    weights = {"frossl_w1": "1.0", "frossl_w14": "1.4"}
+    for name, weight in weights.items():
+        override = [f"method_kwargs.invariance_weight={weight}"]
+        write_job(tmp_path, name, "frossl", 1, override, 50.0, label="frossl 4 views")
+    write_job(tmp_path, "frossl_two", "frossl", 1, [], 40.0)
+    write_job(tmp_path, "vicreg_two", "vicreg", 1, [], 45.0)
+    labels = {job.name: job.label for job in report.load_sweep(tmp_path).jobs}
+    assert labels == {
+        "frossl_w1": "frossl 4 views method_kwargs.invariance_weight=1.0",
+        "frossl_w14": "frossl 4 views method_kwargs.invariance_weight=1.4",
+        "frossl_two": "frossl",
+        "vicreg_two": "vicreg",
+    }

@@ -16,7 +16,19 @@ from typing import List
 
 from frossl_plugin.compare.image_folder import prepare_image_folder
 
-TORCHVISION_DATA = {"cifar10": [], "cifar100": [], "stl10": ["augmentations=stl10_symmetric_weak"]}
+TORCHVISION_DATA = {
+    "cifar10": "cifar_symmetric",
+    "cifar100": "cifar_symmetric",
+    "stl10": "stl10_symmetric_weak",
+}
+IMAGE_FOLDER_AUGMENTATIONS = "cifar_symmetric"  # compare.yaml's default
+# --views N > 2: two large crops plus N - 2 small ones, at 2/3 of the large side as the paper's
+# STL-10 runs (96 and 64 px); the host's two-view baselines take exactly 2
+MULTIVIEW_AUGMENTATIONS = {
+    "cifar_symmetric": "cifar_symmetric_4views",
+    "stl10_symmetric_weak": "stl10_symmetric_weak_4views",
+}
+SMALL_CROP_RATIO = 2 / 3
 EPILOG = """\
 Any other argument is a Hydra override for every job, e.g. optimizer.batch_size=64,128
 (a sweep axis), method_kwargs.center=true, hydra/launcher=joblib, or hydra/launcher=submitit_slurm
@@ -46,6 +58,12 @@ def add_compare(commands) -> None:
     parser.add_argument("--host", help="solo-learn checkout (default $SOLO_LEARN_PATH or solo)")
     parser.add_argument("--data-root", help="download folder of cifar10/100, stl10 (OUT/datasets)")
     parser.add_argument("--crop-size", type=int, help="image folder: crop size (its image size)")
+    parser.add_argument(
+        "--views",
+        type=int,
+        default=2,
+        help="views per image (2); more adds small crops at 2/3 of the crop size (frossl only)",
+    )
     parser.add_argument("--val-fraction", type=float, default=0.1, help="split share held out")
     parser.add_argument("--val-subset", type=int, help="validate on about N images, per class")
     parser.add_argument("--target-acc", type=float, help="report: target accuracy in %%")
@@ -63,22 +81,36 @@ def _csv(text: str, what: str) -> List[str]:
 
 
 def data_overrides(args: argparse.Namespace, out: Path) -> List[str]:
+    """Data paths, the augmentations and the crop sizes of every job."""
+
     if args.data in TORCHVISION_DATA:
         root = Path(args.data_root or out / "datasets").expanduser().resolve()
-        crop = [f"augmentations.0.crop_size={args.crop_size}"] if args.crop_size else []
-        paths = [f"data.train_path={root}", f"data.val_path={root}"]
-        return [f"data.dataset={args.data}", *paths, *TORCHVISION_DATA[args.data], *crop]
-    # one split for every job: the seed of the split is not the seed of the run
-    folder = prepare_image_folder(
-        Path(args.data), out / "datasets", args.val_fraction, args.val_subset, seed=0
-    )
-    crop = args.crop_size or min(folder.image_side, 224)
-    print(f"compare: data {args.data}: {folder.description}; crop {crop} px", flush=True)
-    return [
-        f"data.train_path={folder.train}",
-        f"data.val_path={folder.val}",
-        f"augmentations.0.crop_size={crop}",
-    ]
+        augmentations, crop = TORCHVISION_DATA[args.data], args.crop_size
+        overrides = [
+            f"data.dataset={args.data}",
+            f"data.train_path={root}",
+            f"data.val_path={root}",
+        ]
+    else:  # one split for every job: the seed of the split is not the seed of the run
+        folder = prepare_image_folder(
+            Path(args.data), out / "datasets", args.val_fraction, args.val_subset, seed=0
+        )
+        augmentations, crop = IMAGE_FOLDER_AUGMENTATIONS, args.crop_size or min(
+            folder.image_side, 224
+        )
+        print(f"compare: data {args.data}: {folder.description}; crop {crop} px", flush=True)
+        overrides = [f"data.train_path={folder.train}", f"data.val_path={folder.val}"]
+    if args.views > 2:
+        augmentations = MULTIVIEW_AUGMENTATIONS[augmentations]
+        overrides.append(f"augmentations.1.num_crops={args.views - 2}")
+        overrides.append(f"label='{args.methods} {args.views} views'")
+    if augmentations != IMAGE_FOLDER_AUGMENTATIONS:
+        overrides.append(f"augmentations={augmentations}")
+    if crop:
+        overrides.append(f"augmentations.0.crop_size={crop}")
+        if args.views > 2:
+            overrides.append(f"augmentations.1.crop_size={round(crop * SMALL_CROP_RATIO)}")
+    return overrides
 
 
 def run_compare(args: argparse.Namespace, overrides: List[str]) -> int:
@@ -88,6 +120,14 @@ def run_compare(args: argparse.Namespace, overrides: List[str]) -> int:
     methods, seeds = _csv(args.methods, "methods"), _csv(args.seeds, "seeds")
     if args.epochs < 1:
         raise ValueError(f"--epochs must be >= 1, but found {args.epochs}.")
+    if args.views < 2:
+        raise ValueError(f"--views must be >= 2, but found {args.views}.")
+    if args.views > 2 and methods != ["frossl"]:
+        raise ValueError(
+            f"--views {args.views} with --methods {args.methods}: only frossl takes more than 2 "
+            "views; the host's baselines take exactly 2. Compare them with a second command "
+            "into the same --out, with --methods frossl --views N."
+        )
     for notice in report.optional_dependency_notices():  # before minutes of training
         print(notice, flush=True)
     host = find_host(args.host)

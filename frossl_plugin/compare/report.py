@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from frossl_plugin import install_hint
-from frossl_plugin.compare.sweep import DONE_FILE, JOB_FILE, is_finished
+from frossl_plugin.compare.sweep import DONE_FILE, JOB_FILE
 from frossl_plugin.compare.sweep import PLAN_FILE as PLANNED_FILE
+from frossl_plugin.compare.sweep import is_finished
 
 STATS_FILE, SPECTRA_FILE = "epoch_stats.jsonl", "spectrum/spectra.jsonl"
 JOB_COLUMNS = ["job", "label", "method", "seed", "finished"]
@@ -226,22 +227,31 @@ def _load_job(job_file: Path) -> Job:
 def derive_labels(jobs: Sequence[Job]) -> None:
     """Sets the ``label`` of each job without a given one to its method followed by the overrides
     whose value differs between jobs (``seed``, ``preset``, ``label`` and ``hydra.*`` left out).
-    A given label shared by jobs of several methods gets the method in front."""
+    A given label is followed by the overrides that differ between the jobs that share it, and
+    gets the method in front when jobs of several methods share it."""
 
     def kept(key: str) -> bool:
         return key not in ("seed", "preset", "label", "hydra") and not key.startswith("hydra.")
 
-    keys = {key for job in jobs for key in job.overrides if kept(key)}
-    varying = sorted(key for key in keys if len({job.overrides.get(key) for job in jobs}) > 1)
-    methods_of = {}  # a given label used by jobs of several methods is kept apart by method
+    def varying(group: Sequence[Job]) -> List[str]:
+        keys = {key for job in group for key in job.overrides if kept(key)}
+        return sorted(key for key in keys if len({job.overrides.get(key) for job in group}) > 1)
+
+    given: Dict[str, List[Job]] = {}
     for job in jobs:
-        methods_of.setdefault(job.label, set()).add(job.method)
+        if job.label:
+            given.setdefault(job.label, []).append(job)
+    varying_in = {label: varying(group) for label, group in given.items()}
+    varying_in[""] = varying(jobs)
     for job in jobs:
-        method = job.overrides.get("preset", job.method)
-        pairs = [f"{key}={job.overrides[key]}" for key in varying if key in job.overrides]
-        if job.label and len(methods_of[job.label]) > 1:
-            job.label = f"{job.method} {job.label}"
-        job.label = job.label or " ".join([method] + pairs)
+        pairs = [
+            f"{key}={job.overrides[key]}" for key in varying_in[job.label] if key in job.overrides
+        ]
+        if not job.label:
+            job.label = " ".join([job.overrides.get("preset", job.method)] + pairs)
+            continue
+        several_methods = len({other.method for other in given[job.label]}) > 1
+        job.label = " ".join(([job.method] if several_methods else []) + [job.label] + pairs)
 
 
 def _label_seed(job: Job) -> tuple:
