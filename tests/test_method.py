@@ -177,7 +177,7 @@ def test_defaults_are_filled(tmp_path):
     cfg = FroSSL.add_and_assert_specific_cfg(cfg)
     assert OmegaConf.to_container(cfg.method_kwargs) == {
         "proj_hidden_dim": 2048,
-        "proj_output_dim": 1024,
+        "proj_output_dim": 16,  # auto: 2 x the batch of 8
         "invariance_weight": 1.0,
         "gather_across_devices": False,
         "center": False,
@@ -205,8 +205,9 @@ def test_importing_the_method_registers_it(tmp_path):
     "key, value, message",
     [
         ("proj_hidden_dim", 0, "proj_hidden_dim must be a positive integer, but found 0"),
-        ("proj_output_dim", -3, "proj_output_dim must be a positive integer, but found -3"),
-        ("proj_output_dim", 2.5, "proj_output_dim must be a positive integer, but found 2.5"),
+        ("proj_output_dim", -3, "proj_output_dim must be a positive integer or auto, but found -3"),
+        ("proj_output_dim", 2.5, "positive integer or auto, but found 2.5"),
+        ("proj_output_dim", "wide", "positive integer or auto, but found 'wide'"),
         ("proj_hidden_dim", "2048", "positive integer, but found '2048'"),
         ("proj_hidden_dim", True, "positive integer, but found True"),
         ("invariance_weight", -1.0, "invariance_weight must be a finite number >= 0"),
@@ -281,3 +282,45 @@ def test_collapse_risk_counts_the_global_batch_only_when_gathering():
     assert "more than 8 x the 64 samples" in message
     message = collapse_risk(32, 1024, world_size=2, gather_across_devices=True)
     assert "more than 8 x the 64 samples" in message
+
+
+@pytest.mark.parametrize(
+    "batch, devices, nodes, gather, dim",
+    [
+        (8, [0], 1, False, 16),
+        (64, [0], 1, False, 128),
+        (512, [0], 1, False, 1024),  # the paper's width is the cap
+        (2048, [0], 1, False, 1024),
+        (64, [0, 1], 2, False, 128),  # each device's batch
+        (64, [0, 1], 2, True, 512),  # the global batch of 4 processes
+        (256, [0, 1], 1, True, 1024),
+    ],
+)
+def test_auto_width_is_the_papers_capped_at_twice_the_loss_batch(
+    tmp_path, batch, devices, nodes, gather, dim
+):
+    from frossl_plugin.methods.frossl import FroSSL
+
+    cfg = method_cfg(tmp_path)
+    cfg.optimizer.batch_size, cfg.devices, cfg.num_nodes = batch, devices, nodes
+    cfg.method_kwargs.proj_output_dim = "auto"
+    cfg.method_kwargs.gather_across_devices = gather
+    assert FroSSL.add_and_assert_specific_cfg(cfg).method_kwargs.proj_output_dim == dim
+
+
+def test_auto_width_builds_the_projector_and_is_what_the_run_records(tmp_path, recwarn):
+    from frossl_plugin.methods.frossl import FroSSL
+
+    cfg = method_cfg(tmp_path, ["method_kwargs.proj_output_dim=auto"])
+    model = FroSSL(cfg)
+    assert model.projector[-1].out_features == 16 and model.proj_output_dim == 16
+    assert cfg.method_kwargs.proj_output_dim == 16  # the host saves this cfg in args.json
+    trainer = _fast_dev_run(cfg)
+    assert torch.isfinite(trainer.callback_metrics["train_frossl_loss"])
+    assert not [w for w in recwarn if "proj_output_dim" in str(w.message)]
+
+
+def test_the_collapse_warning_names_the_auto_width():
+    from frossl_plugin.methods.frossl import collapse_risk
+
+    assert "method_kwargs.proj_output_dim=auto (here 128)" in collapse_risk(64, 1024)

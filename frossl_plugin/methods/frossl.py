@@ -5,7 +5,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import omegaconf
 import torch
 import torch.nn as nn
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from solo.methods.base import BaseMethod
 from solo.utils.misc import omegaconf_select
 
@@ -13,7 +13,7 @@ from frossl_plugin.losses.frossl import check_frossl_settings, frossl_loss_func
 
 _DEFAULT_METHOD_KWARGS = {
     "proj_hidden_dim": 2048,
-    "proj_output_dim": 1024,
+    "proj_output_dim": "auto",
     "invariance_weight": 1.0,
     "gather_across_devices": False,
     "center": False,
@@ -25,6 +25,29 @@ _DEFAULT_METHOD_KWARGS = {
 # the paper's ImageNet-100 recipe (128 per device, D = 1024) runs at 8 N.
 COLLAPSE_RISK_RATIO = 8
 
+# proj_output_dim: auto, the width the paper used (1024 for CIFAR, STL-10 and ImageNet-100 at
+# batches of 128-256), capped at AUTO_DIM_PER_SAMPLE x the batch the loss sees: on MNIST-5k at
+# batch 64 and 128 (README, "FroSSL at small batches") D = 2 N was the best width tried.
+PAPER_PROJ_OUTPUT_DIM = 1024
+AUTO_DIM_PER_SAMPLE = 2
+
+
+def loss_batch_size(cfg: omegaconf.DictConfig) -> int:
+    """The batch FroSSL's loss sees: the per-device ``optimizer.batch_size``, times the number of
+    processes (counted as the host counts them for its lr scaling) with
+    ``gather_across_devices``."""
+
+    batch_size = cfg.optimizer.batch_size
+    if not cfg.method_kwargs.gather_across_devices:
+        return batch_size
+    return batch_size * len(cfg.devices) * omegaconf_select(cfg, "num_nodes", 1)
+
+
+def auto_proj_output_dim(batch_size: int) -> int:
+    """``proj_output_dim: auto`` for a loss batch of ``batch_size``."""
+
+    return min(PAPER_PROJ_OUTPUT_DIM, AUTO_DIM_PER_SAMPLE * batch_size)
+
 
 def collapse_risk(
     batch_size: int, proj_output_dim: int, world_size: int = 1, gather_across_devices: bool = False
@@ -33,16 +56,17 @@ def collapse_risk(
     loss sees: the per-device ``batch_size``, times ``world_size`` with ``gather_across_devices``.
     """
 
-    loss_batch_size = batch_size * world_size if gather_across_devices else batch_size
-    if proj_output_dim <= COLLAPSE_RISK_RATIO * loss_batch_size:
+    seen = batch_size * world_size if gather_across_devices else batch_size
+    if proj_output_dim <= COLLAPSE_RISK_RATIO * seen:
         return None
     return (
         f"FroSSL: method_kwargs.proj_output_dim={proj_output_dim} is more than "
-        f"{COLLAPSE_RISK_RATIO} x the {loss_batch_size} samples its loss sees per step (the "
+        f"{COLLAPSE_RISK_RATIO} x the {seen} samples its loss sees per step (the "
         "per-device batch, or the global one with gather_across_devices). The invariance term "
         "grows with D / N, and at D = 16 N training has been seen to collapse (train_frossl_loss "
         "and train_frossl_regularization near 0). Use a larger batch, gather_across_devices=true "
-        "under DDP, or a smaller proj_output_dim."
+        f"under DDP, or method_kwargs.proj_output_dim=auto (here "
+        f"{auto_proj_output_dim(seen)})."
     )
 
 
@@ -59,7 +83,8 @@ class FroSSL(BaseMethod):
         Extra cfg settings:
             method_kwargs:
                 proj_hidden_dim (int): neurons in the two hidden projector layers (2048).
-                proj_output_dim (int): dimension D of the projected embeddings (1024).
+                proj_output_dim (int or "auto"): dimension D of the projected embeddings
+                    ("auto": 1024, the paper's, capped at 2 x the batch the loss sees).
                 invariance_weight (float): weight w of the invariance term (1.0).
                 gather_across_devices (bool): compute the loss over the global batch under
                     DDP instead of each device's local batch (False).
@@ -126,18 +151,25 @@ class FroSSL(BaseMethod):
             cfg.method_kwargs[key] = omegaconf_select(cfg, f"method_kwargs.{key}", default)
 
         kwargs = cfg.method_kwargs
-        for key in ("proj_hidden_dim", "proj_output_dim"):
-            value = kwargs[key]
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(
-                    f"method_kwargs.{key} must be a positive integer, but found {value!r}."
-                )
-        check_frossl_settings(kwargs.invariance_weight, kwargs.center, prefix="method_kwargs.")
         if not isinstance(kwargs.gather_across_devices, bool):
             raise ValueError(
                 "method_kwargs.gather_across_devices must be true or false, but found "
                 f"{kwargs.gather_across_devices!r}."
             )
+        if kwargs.proj_output_dim == "auto":
+            batch_size = loss_batch_size(cfg)
+            kwargs.proj_output_dim = auto_proj_output_dim(batch_size)
+            rank_zero_info(
+                f"FroSSL: method_kwargs.proj_output_dim=auto -> {kwargs.proj_output_dim} (the "
+                f"paper's {PAPER_PROJ_OUTPUT_DIM}, at most {AUTO_DIM_PER_SAMPLE} x the {batch_size}"
+                " samples the loss sees per step)"
+            )
+        for key in ("proj_hidden_dim", "proj_output_dim"):
+            value = kwargs[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                expected = "a positive integer" + (" or auto" if key == "proj_output_dim" else "")
+                raise ValueError(f"method_kwargs.{key} must be {expected}, but found {value!r}.")
+        check_frossl_settings(kwargs.invariance_weight, kwargs.center, prefix="method_kwargs.")
         return cfg
 
     @property
