@@ -79,6 +79,7 @@ def test_the_frossl_preset_is_the_plugins_own():
     plugin = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "preset" / "frossl.yaml"))
     assert cfg["method"] == "frossl"
     assert cfg["method_kwargs"] == plugin["method_kwargs"]
+    assert cfg["method_kwargs"]["proj_output_dim"] == "auto"  # follows each job's batch
     assert cfg["name"] == "compare-frossl" and cfg["label"] is None
 
 
