@@ -130,3 +130,17 @@ def test_frossl_invalid_cfg():
     cfg.method_kwargs = {"center": "yes"}
     with pytest.raises(ValueError):
         FroSSL(cfg)
+
+
+def test_frossl_auto_proj_output_dim():
+    # auto, the default: the paper's 1024, capped at 2 x the batch the loss sees
+    for batch_size, expected in ((2, 4), (600, 1024)):
+        cfg = gen_base_cfg("frossl", batch_size=batch_size, num_classes=10)
+        cfg.method_kwargs = {}
+        model = FroSSL(cfg)
+        assert cfg.method_kwargs.proj_output_dim == expected
+        assert model.projector[-1].out_features == expected
+
+    cfg.method_kwargs = {"proj_output_dim": "wide"}
+    with pytest.raises(ValueError):
+        FroSSL(cfg)
