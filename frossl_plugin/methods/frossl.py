@@ -22,7 +22,7 @@ _DEFAULT_METHOD_KWARGS = {
 # Projector width D over the batch N that the loss sees, above which training is at risk of
 # collapse: the invariance term grows like D / N against a regularizer bounded by log(min(N, D)).
 # On MNIST-5k at batch 64 and 128 (README), online top-1 after 4 epochs fell from about 76 % at
-# D = 2 N to 36-55 % at 4 N (uncentred; 71 % centred) and 14-31 % at 16 N. The paper's own
+# D = 2 N to 36-50 % at 4 N (uncentred; 70 % centred) and 15-31 % at 16 N. The paper's own
 # configs run at 4 N (CIFAR, batch 256) and 8 N (ImageNet-100, 128 per device): no warning there.
 COLLAPSE_RISK_RATIO = 8
 
@@ -67,7 +67,7 @@ def collapse_risk(
         "grows with D / N, and at D = 16 N training has been seen to collapse (train_frossl_loss "
         "and train_frossl_regularization near 0). Use a larger batch, gather_across_devices=true "
         f"under DDP, or method_kwargs.proj_output_dim=auto (here {auto_proj_output_dim(seen)}); "
-        "if the width must stay, method_kwargs.center=true held up better above 2 N."
+        "if the width must stay, method_kwargs.center=true held up better at 4 N and 16 N."
     )
 
 
