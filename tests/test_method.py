@@ -177,7 +177,7 @@ def test_defaults_are_filled(tmp_path):
     cfg = FroSSL.add_and_assert_specific_cfg(cfg)
     assert OmegaConf.to_container(cfg.method_kwargs) == {
         "proj_hidden_dim": 2048,
-        "proj_output_dim": 16,  # auto: 2 x the batch of 8
+        "proj_output_dim": 16,  # auto: 4 x the batch of 8 / 2 views
         "invariance_weight": 1.0,
         "gather_across_devices": False,
         "center": False,
@@ -285,27 +285,39 @@ def test_collapse_risk_counts_the_global_batch_only_when_gathering():
 
 
 @pytest.mark.parametrize(
-    "batch, devices, nodes, gather, dim",
+    "batch, devices, nodes, gather, views, dim",
     [
-        (8, [0], 1, False, 16),
-        (64, [0], 1, False, 128),
-        (512, [0], 1, False, 1024),  # the paper's width is the cap
-        (2048, [0], 1, False, 1024),
-        (64, [0, 1], 2, False, 128),  # each device's batch
-        (64, [0, 1], 2, True, 512),  # the global batch of 4 processes
-        (256, [0, 1], 1, True, 1024),
+        (8, [0], 1, False, 2, 16),
+        (64, [0], 1, False, 2, 128),
+        (512, [0], 1, False, 2, 1024),  # the paper's width is the cap
+        (2048, [0], 1, False, 2, 1024),
+        (64, [0, 1], 2, False, 2, 128),  # each device's batch
+        (64, [0, 1], 2, True, 2, 512),  # the global batch of 4 processes
+        (256, [0, 1], 1, True, 2, 1024),
+        (64, [0], 1, False, 4, 64),  # V x D <= 4 N: narrower with more views
+        (64, [0], 1, False, 8, 32),
+        (1024, [0], 1, False, 8, 512),
+        (1, [0], 1, False, 8, 1),  # never below 1
     ],
 )
-def test_auto_width_is_the_papers_capped_at_twice_the_loss_batch(
-    tmp_path, batch, devices, nodes, gather, dim
+def test_auto_width_is_the_papers_capped_at_four_times_the_loss_batch_over_the_views(
+    tmp_path, batch, devices, nodes, gather, views, dim
 ):
     from frossl_plugin.methods.frossl import FroSSL
 
     cfg = method_cfg(tmp_path)
     cfg.optimizer.batch_size, cfg.devices, cfg.num_nodes = batch, devices, nodes
+    cfg.data.num_large_crops, cfg.data.num_small_crops = 2, views - 2
     cfg.method_kwargs.proj_output_dim = "auto"
     cfg.method_kwargs.gather_across_devices = gather
     assert FroSSL.add_and_assert_specific_cfg(cfg).method_kwargs.proj_output_dim == dim
+
+
+def test_auto_width_counts_the_small_crops_the_host_parsed(tmp_path):
+    from frossl_plugin.methods.frossl import FroSSL
+
+    cfg = method_cfg(tmp_path, ["method_kwargs.proj_output_dim=auto"], small_crops=2)
+    assert FroSSL(cfg).projector[-1].out_features == 8  # 4 x the batch of 8 / 4 views
 
 
 def test_auto_width_builds_the_projector_and_is_what_the_run_records(tmp_path, recwarn):
@@ -324,3 +336,4 @@ def test_the_collapse_warning_names_the_auto_width():
     from frossl_plugin.methods.frossl import collapse_risk
 
     assert "method_kwargs.proj_output_dim=auto (here 128)" in collapse_risk(64, 1024)
+    assert "method_kwargs.proj_output_dim=auto (here 32)" in collapse_risk(64, 1024, views=8)

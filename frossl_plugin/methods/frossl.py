@@ -27,10 +27,13 @@ _DEFAULT_METHOD_KWARGS = {
 COLLAPSE_RISK_RATIO = 8
 
 # proj_output_dim: auto, the width the paper used (1024 for CIFAR, STL-10 and ImageNet-100 at
-# batches of 128-256), capped at AUTO_DIM_PER_SAMPLE x the batch the loss sees: on MNIST-5k at
-# batch 64 and 128 (README, "FroSSL at small batches") D = 2 N was the best width tried.
+# batches of 128-256), capped so that V views x D <= AUTO_VIEW_DIMS_PER_SAMPLE x the batch N the
+# loss sees: D = 2 N for 2 views, N for 4, N / 2 for 8. Summed over views the invariance term
+# grows like V D / N against a regularizer that grows like V. On MNIST-5k at batch 64 and 128
+# (README, "FroSSL at small batches") D = 2 N was the best two-view width tried, and 4 views at
+# D = 2 N collapsed.
 PAPER_PROJ_OUTPUT_DIM = 1024
-AUTO_DIM_PER_SAMPLE = 2
+AUTO_VIEW_DIMS_PER_SAMPLE = 4
 
 
 def loss_batch_size(cfg: omegaconf.DictConfig) -> int:
@@ -44,17 +47,30 @@ def loss_batch_size(cfg: omegaconf.DictConfig) -> int:
     return batch_size * len(cfg.devices) * omegaconf_select(cfg, "num_nodes", 1)
 
 
-def auto_proj_output_dim(batch_size: int) -> int:
-    """``proj_output_dim: auto`` for a loss batch of ``batch_size``."""
+def num_views(cfg: omegaconf.DictConfig) -> int:
+    """Views of the loss: every crop, large and small (2 where the host has not counted them)."""
 
-    return min(PAPER_PROJ_OUTPUT_DIM, AUTO_DIM_PER_SAMPLE * batch_size)
+    return omegaconf_select(cfg, "data.num_large_crops", 2) + omegaconf_select(
+        cfg, "data.num_small_crops", 0
+    )
+
+
+def auto_proj_output_dim(batch_size: int, views: int = 2) -> int:
+    """``proj_output_dim: auto`` for a loss batch of ``batch_size`` and ``views`` views."""
+
+    return max(1, min(PAPER_PROJ_OUTPUT_DIM, AUTO_VIEW_DIMS_PER_SAMPLE * batch_size // views))
 
 
 def collapse_risk(
-    batch_size: int, proj_output_dim: int, world_size: int = 1, gather_across_devices: bool = False
+    batch_size: int,
+    proj_output_dim: int,
+    world_size: int = 1,
+    gather_across_devices: bool = False,
+    views: int = 2,
 ) -> Optional[str]:
     """A warning text when ``proj_output_dim`` exceeds ``COLLAPSE_RISK_RATIO`` x the batch the
     loss sees: the per-device ``batch_size``, times ``world_size`` with ``gather_across_devices``.
+    ``views`` only sets the auto width that the text suggests.
     """
 
     seen = batch_size * world_size if gather_across_devices else batch_size
@@ -66,7 +82,8 @@ def collapse_risk(
         "per-device batch, or the global one with gather_across_devices). The invariance term "
         "grows with D / N, and at D = 16 N training has been seen to collapse (train_frossl_loss "
         "and train_frossl_regularization near 0). Use a larger batch, gather_across_devices=true "
-        f"under DDP, or method_kwargs.proj_output_dim=auto (here {auto_proj_output_dim(seen)}); "
+        "under DDP, or method_kwargs.proj_output_dim=auto "
+        f"(here {auto_proj_output_dim(seen, views)}); "
         "if the width must stay, method_kwargs.center=true held up better at 4 N and 16 N."
     )
 
@@ -85,7 +102,8 @@ class FroSSL(BaseMethod):
             method_kwargs:
                 proj_hidden_dim (int): neurons in the two hidden projector layers (2048).
                 proj_output_dim (int or "auto"): dimension D of the projected embeddings
-                    ("auto": 1024, the paper's, capped at 2 x the batch the loss sees).
+                    ("auto": 1024, the paper's, capped at 4 x the batch the loss sees / the
+                    number of views: 2 N for two views).
                 invariance_weight (float): weight w of the invariance term (1.0).
                 gather_across_devices (bool): compute the loss over the global batch under
                     DDP instead of each device's local batch (False).
@@ -158,12 +176,12 @@ class FroSSL(BaseMethod):
                 f"{kwargs.gather_across_devices!r}."
             )
         if kwargs.proj_output_dim == "auto":
-            batch_size = loss_batch_size(cfg)
-            kwargs.proj_output_dim = auto_proj_output_dim(batch_size)
+            batch_size, views = loss_batch_size(cfg), num_views(cfg)
+            kwargs.proj_output_dim = auto_proj_output_dim(batch_size, views)
             rank_zero_info(
                 f"FroSSL: method_kwargs.proj_output_dim=auto -> {kwargs.proj_output_dim} (the "
-                f"paper's {PAPER_PROJ_OUTPUT_DIM}, at most {AUTO_DIM_PER_SAMPLE} x the {batch_size}"
-                " samples the loss sees per step)"
+                f"paper's {PAPER_PROJ_OUTPUT_DIM}, at most {AUTO_VIEW_DIMS_PER_SAMPLE} x the "
+                f"{batch_size} samples the loss sees per step / the {views} views)"
             )
         for key in ("proj_hidden_dim", "proj_output_dim"):
             value = kwargs[key]
@@ -221,6 +239,7 @@ class FroSSL(BaseMethod):
             self.proj_output_dim,
             world_size=self.trainer.world_size,
             gather_across_devices=self.gather_across_devices,
+            views=self.num_large_crops + self.num_small_crops,
         )
         if message:
             rank_zero_warn(message)

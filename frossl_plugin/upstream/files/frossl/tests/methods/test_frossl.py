@@ -133,9 +133,10 @@ def test_frossl_invalid_cfg():
 
 
 def test_frossl_auto_proj_output_dim():
-    # auto, the default: the paper's 1024, capped at 2 x the batch the loss sees
-    for batch_size, expected in ((2, 4), (600, 1024)):
+    # auto, the default: the paper's 1024, capped at 4 x the batch the loss sees / the views
+    for batch_size, small_crops, expected in ((2, 0, 4), (600, 0, 1024), (8, 2, 8)):
         cfg = gen_base_cfg("frossl", batch_size=batch_size, num_classes=10)
+        cfg.data.num_small_crops = small_crops
         cfg.method_kwargs = {}
         model = FroSSL(cfg)
         assert cfg.method_kwargs.proj_output_dim == expected
