@@ -132,6 +132,19 @@ def test_a_job_is_finished_only_with_done_json_for_the_same_config(tmp_path):
     assert not sweep.is_finished(tmp_path, "abc")
 
 
+def test_a_planned_job_never_started_keeps_its_given_label(tmp_path):
+    from frossl_plugin.compare.report import load_sweep
+
+    config = OmegaConf.create({"method": "frossl", "seed": 1, "label": "frossl 4 views"})
+    planned = sweep.PlannedJob(["seed=1", "label='frossl 4 views'"], config, tmp_path)
+    started = tmp_path / "vicreg_seed1"
+    started.mkdir()
+    (started / sweep.JOB_FILE).write_text(json.dumps({"method": "vicreg", "seed": 1}))
+    sweep.record_plan(tmp_path, [planned])
+    labels = {job.name: job.label for job in load_sweep(tmp_path).jobs}
+    assert labels == {planned.name: "frossl 4 views", "vicreg_seed1": "vicreg"}
+
+
 def test_the_owner_watch_leaves_slurm_and_in_process_jobs_alone():
     own = sweep.owner_id()
     assert own and own.split(":")[1] == str(os.getpid())

@@ -86,6 +86,7 @@ class PlannedJob:
         self.name = job_name(config, self.digest)
         self.method = str(config.get("method"))
         self.seed = config.get("seed")
+        self.label = config.get("label")  # as job.json records it, for jobs never started
         self.finished = is_finished(sweep_dir / self.name, self.digest)
 
     def launch_overrides(self) -> List[str]:
@@ -101,6 +102,7 @@ def record_plan(sweep_dir: Path, jobs: List[PlannedJob]) -> None:
             "overrides": job.overrides,
             "method": job.method,
             "seed": job.seed,
+            "label": job.label,
             "config_hash": job.digest,
         }
     sweep_dir.mkdir(parents=True, exist_ok=True)
