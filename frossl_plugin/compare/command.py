@@ -95,9 +95,8 @@ def data_overrides(args: argparse.Namespace, out: Path) -> List[str]:
         folder = prepare_image_folder(
             Path(args.data), out / "datasets", args.val_fraction, args.val_subset, seed=0
         )
-        augmentations, crop = IMAGE_FOLDER_AUGMENTATIONS, args.crop_size or min(
-            folder.image_side, 224
-        )
+        augmentations = IMAGE_FOLDER_AUGMENTATIONS
+        crop = args.crop_size or min(folder.image_side, 224)
         print(f"compare: data {args.data}: {folder.description}; crop {crop} px", flush=True)
         overrides = [f"data.train_path={folder.train}", f"data.val_path={folder.val}"]
     if args.views > 2:
