@@ -247,7 +247,8 @@ def test_custom_eval_crop_size_replaces_the_hosts_224px_pipeline(tmp_path, monke
 
     assert apply_custom_eval_crop_size(cfg) == 32
     train, val = host_loader.prepare_transforms("custom")
-    assert sizes(val) == [("Resize", 32), ("CenterCrop", (32, 32))]
+    # the host's Resize(256) + CenterCrop(224), scaled: 32 * 256 / 224 = 36.6 -> 37
+    assert sizes(val) == [("Resize", 37), ("CenterCrop", (32, 32))]
     assert isinstance(train.transforms[0], transforms.RandomResizedCrop)
     assert train.transforms[0].size == (32, 32)
 
@@ -256,6 +257,28 @@ def test_custom_eval_crop_size_replaces_the_hosts_224px_pipeline(tmp_path, monke
         apply_custom_eval_crop_size(cfg)
     cfg.data.dataset = "cifar10"  # only custom folders are touched
     assert apply_custom_eval_crop_size(cfg) is None
+
+
+@pytest.mark.parametrize("crop_size, resize", [(224, 256), (96, 110), (64, 73), (28, 32)])
+def test_custom_eval_pipeline_keeps_the_hosts_resize_ratio(
+    tmp_path, monkeypatch, crop_size, resize
+):
+    import solo.data.classification_dataloader as host_loader
+
+    from frossl_plugin.host.eval_transforms import apply_custom_eval_crop_size
+
+    monkeypatch.setattr(host_loader, "build_custom_pipeline", host_loader.build_custom_pipeline)
+    host = {
+        name: repr(t) for name, t in zip(("train", "val"), host_loader.prepare_transforms("custom"))
+    }
+    cfg = method_cfg(tmp_path)
+    cfg.data.eval_crop_size = crop_size
+    apply_custom_eval_crop_size(cfg)
+    train, val = host_loader.prepare_transforms("custom")
+    assert [type(t).__name__ for t in val.transforms][:2] == ["Resize", "CenterCrop"]
+    assert val.transforms[0].size == resize and val.transforms[1].size == (crop_size, crop_size)
+    if crop_size == 224:  # exactly the host's own protocol, step for step
+        assert {"train": repr(train), "val": repr(val)} == host
 
 
 # --- collapse risk (configuration advice, in the method module) ---

@@ -2,10 +2,13 @@
 
 The host builds the online-classifier and ``main_linear.py`` transforms of an image folder with
 ``RandomResizedCrop(224)`` and ``Resize(256) + CenterCrop(224)`` whatever the pretraining crop
-size. Setting ``data.eval_crop_size`` in a config (configs/base/pretrain.yaml sets it to the
+size. Setting ``data.eval_crop_size`` in a config (configs/base/shared.yaml sets it to the
 pretraining crop size) makes the plugin's Hydra callback replace the host's custom-folder
-pipeline, ``solo.data.classification_dataloader.build_custom_pipeline``, with the same steps at
-that size before the host builds loaders; :func:`frossl_plugin.host.uninstall` puts it back.
+pipeline, ``solo.data.classification_dataloader.build_custom_pipeline``, with the same protocol
+scaled to that size: ``RandomResizedCrop(s)`` for training, and for validation a resize of the
+shorter side to ``s * 256 / 224`` followed by ``CenterCrop(s)``, the host's ratio, so that
+``s = 224`` gives exactly the host's ``Resize(256) + CenterCrop(224)``.
+:func:`frossl_plugin.host.uninstall` puts the host's pipeline back.
 """
 
 import inspect
@@ -16,8 +19,19 @@ from omegaconf import DictConfig, OmegaConf
 from frossl_plugin.host.patches import expect, set_attr
 
 
+# the host's validation resize for its 224-px centre crop (Resize(256) + CenterCrop(224))
+HOST_RESIZE, HOST_CROP = 256, 224
+
+
+def eval_resize_for(crop_size: int) -> int:
+    """Shorter side before the centre crop of ``crop_size``, at the host's 256 / 224 ratio."""
+
+    return round(crop_size * HOST_RESIZE / HOST_CROP)
+
+
 def build_custom_pipeline_at(crop_size: int) -> Dict[str, Any]:
-    """The host's custom-folder pipeline (same steps, ImageNet statistics) at ``crop_size``."""
+    """The host's custom-folder pipeline (same steps, ImageNet statistics) scaled to
+    ``crop_size``: the validation resize keeps the host's 256 / 224 ratio."""
 
     from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
     from torchvision import transforms
@@ -34,7 +48,7 @@ def build_custom_pipeline_at(crop_size: int) -> Dict[str, Any]:
         ),
         "T_val": transforms.Compose(
             [
-                transforms.Resize(crop_size),
+                transforms.Resize(eval_resize_for(crop_size)),  # shorter side
                 transforms.CenterCrop(crop_size),
                 transforms.ToTensor(),
                 normalize,
