@@ -312,18 +312,23 @@ def test_collapse_risk_counts_the_global_batch_only_when_gathering():
     [
         (8, [0], 1, False, 2, 16),
         (64, [0], 1, False, 2, 128),
-        (512, [0], 1, False, 2, 1024),  # the paper's width is the cap
+        (128, [0], 1, False, 2, 256),
+        (255, [0], 1, False, 2, 510),  # below the paper's batch: 2 N
+        (256, [0], 1, False, 2, 1024),  # the paper's batch and width
         (2048, [0], 1, False, 2, 1024),
+        (256, [0], 1, False, 8, 1024),  # the paper's 8-view runs: 1024 at batch 256
         (64, [0, 1], 2, False, 2, 128),  # each device's batch
-        (64, [0, 1], 2, True, 2, 512),  # the global batch of 4 processes
-        (256, [0, 1], 1, True, 2, 1024),
+        (32, [0, 1], 2, True, 2, 256),  # the global batch of 4 processes
+        (64, [0, 1], 2, True, 2, 1024),  # a global batch of 256
+        (32, "2", 1, True, 2, 128),  # "2" is two devices, as Lightning reads it
+        (32, "0,1", 1, True, 2, 128),
+        (32, 2, 1, True, 2, 128),
         (64, [0], 1, False, 4, 64),  # V x D <= 4 N: narrower with more views
         (64, [0], 1, False, 8, 32),
-        (1024, [0], 1, False, 8, 512),
         (1, [0], 1, False, 8, 1),  # never below 1
     ],
 )
-def test_auto_width_is_the_papers_capped_at_four_times_the_loss_batch_over_the_views(
+def test_auto_width_is_the_papers_from_its_batch_else_four_times_the_batch_over_the_views(
     tmp_path, batch, devices, nodes, gather, views, dim
 ):
     from frossl_plugin.methods.frossl import FroSSL
@@ -334,6 +339,36 @@ def test_auto_width_is_the_papers_capped_at_four_times_the_loss_batch_over_the_v
     cfg.method_kwargs.proj_output_dim = "auto"
     cfg.method_kwargs.gather_across_devices = gather
     assert FroSSL.add_and_assert_specific_cfg(cfg).method_kwargs.proj_output_dim == dim
+
+
+@pytest.mark.parametrize("devices", ["auto", "-1", -1, [], "", True])
+def test_auto_width_refuses_devices_it_cannot_count_when_gathering(tmp_path, devices):
+    from frossl_plugin.methods.frossl import FroSSL
+
+    cfg = method_cfg(tmp_path)
+    cfg.devices = devices
+    cfg.method_kwargs.proj_output_dim = "auto"
+    cfg.method_kwargs.gather_across_devices = True
+    with pytest.raises(ValueError, match=r"devices=.*give devices as a number"):
+        FroSSL.add_and_assert_specific_cfg(cfg)
+    cfg.method_kwargs.gather_across_devices = False  # the local batch needs no count
+    cfg.method_kwargs.proj_output_dim = "auto"
+    assert FroSSL.add_and_assert_specific_cfg(cfg).method_kwargs.proj_output_dim == 16
+
+
+def test_a_loss_batch_the_trainer_does_not_run_stops_training(tmp_path):
+    from types import SimpleNamespace
+
+    from frossl_plugin.methods.frossl import FroSSL
+
+    cfg = method_cfg(tmp_path, ["method_kwargs.gather_across_devices=true"])
+    cfg.devices = [0, 1]  # counted as 2 processes; the trainer below runs 1
+    model = FroSSL(cfg)
+    model._trainer = SimpleNamespace(world_size=1)
+    with pytest.raises(ValueError, match="counted a loss batch of 16 .* runs 1 processes of 8"):
+        model.on_train_start()
+    model._trainer = SimpleNamespace(world_size=2)
+    model.on_train_start()  # the count matches
 
 
 def test_auto_width_counts_the_small_crops_the_host_parsed(tmp_path):

@@ -19,32 +19,58 @@ _DEFAULT_METHOD_KWARGS = {
     "center": False,
 }
 
-# Projector width D over the batch N that the loss sees, above which training is at risk of
-# collapse: the invariance term grows like D / N against a regularizer bounded by log(min(N, D)).
-# On MNIST-5k at batch 64 and 128 (README), online top-1 after 4 epochs fell from about 76 % at
-# D = 2 N to 36-50 % at 4 N (uncentred; 70 % centred) and 15-31 % at 16 N. The paper's own
-# configs run at 4 N (CIFAR, batch 256) and 8 N (ImageNet-100, 128 per device): no warning there.
+# A projector width D above this many times the batch N that the loss sees risks collapse: the
+# invariance term grows like D / N against a regularizer bounded by log(min(N, D)). The paper's
+# own configs run at 4 N (CIFAR, batch 256) and 8 N (ImageNet-100, 128 per device).
 COLLAPSE_RISK_RATIO = 8
 
-# proj_output_dim: auto, the width the paper used (1024 for CIFAR, STL-10 and ImageNet-100 at
-# batches of 128-256), capped so that V views x D <= AUTO_VIEW_DIMS_PER_SAMPLE x the batch N the
-# loss sees: D = 2 N for 2 views, N for 4, N / 2 for 8. Summed over views the invariance term
-# grows like V D / N against a regularizer that grows like V. On MNIST-5k at batch 64 and 128
-# (README, "FroSSL at small batches") D = 2 N was the best two-view width tried, and 4 views at
-# D = 2 N collapsed.
+# proj_output_dim: auto. From the paper's batch up (256, its CIFAR and STL-10 runs with 2, 4 and 8
+# views), the paper's width; below it, at most AUTO_VIEW_DIMS_PER_SAMPLE x N / V for V views
+# (2 N for two views), since summed over views the invariance term grows like V D / N.
 PAPER_PROJ_OUTPUT_DIM = 1024
+PAPER_BATCH_SIZE = 256
 AUTO_VIEW_DIMS_PER_SAMPLE = 4
+
+
+def count_devices(devices: Any) -> int:
+    """Processes per node that Lightning starts for ``devices``: a number, a list of device ids,
+    or a string of either (``"2"`` is two devices, ``"0,1"`` two ids), as Lightning reads it.
+
+    Raises:
+        ValueError: for ``"auto"``, ``-1`` and anything else whose count is only known once the
+            trainer looks at the machine.
+    """
+
+    value = devices
+    if isinstance(value, str):
+        text = value.strip()
+        if "," in text:
+            value = [item for item in text.split(",") if item.strip()]
+        elif text.isdigit():
+            value = int(text)
+    if isinstance(value, (list, tuple, omegaconf.ListConfig)) and len(value) > 0:
+        return len(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    raise ValueError(
+        f"devices={devices!r}: with method_kwargs.gather_across_devices=true FroSSL needs the "
+        'number of processes before training starts; give devices as a number (2, "2") or a '
+        "list of device ids ([0, 1])."
+    )
 
 
 def loss_batch_size(cfg: omegaconf.DictConfig) -> int:
     """The batch FroSSL's loss sees: the per-device ``optimizer.batch_size``, times the number of
-    processes (counted as the host counts them for its lr scaling) with
-    ``gather_across_devices``."""
+    processes (devices x ``num_nodes``) with ``gather_across_devices``.
+
+    Raises:
+        ValueError: if gathering and ``devices`` cannot be counted (see :func:`count_devices`).
+    """
 
     batch_size = cfg.optimizer.batch_size
     if not cfg.method_kwargs.gather_across_devices:
         return batch_size
-    return batch_size * len(cfg.devices) * omegaconf_select(cfg, "num_nodes", 1)
+    return batch_size * count_devices(cfg.devices) * omegaconf_select(cfg, "num_nodes", 1)
 
 
 def num_views(cfg: omegaconf.DictConfig) -> int:
@@ -56,8 +82,12 @@ def num_views(cfg: omegaconf.DictConfig) -> int:
 
 
 def auto_proj_output_dim(batch_size: int, views: int = 2) -> int:
-    """``proj_output_dim: auto`` for a loss batch of ``batch_size`` and ``views`` views."""
+    """``proj_output_dim: auto`` for a loss batch of ``batch_size`` and ``views`` views: the
+    paper's 1024 from its batch of 256 up, else ``AUTO_VIEW_DIMS_PER_SAMPLE * batch_size //
+    views``."""
 
+    if batch_size >= PAPER_BATCH_SIZE:
+        return PAPER_PROJ_OUTPUT_DIM
     return max(1, min(PAPER_PROJ_OUTPUT_DIM, AUTO_VIEW_DIMS_PER_SAMPLE * batch_size // views))
 
 
@@ -80,11 +110,11 @@ def collapse_risk(
         f"FroSSL: method_kwargs.proj_output_dim={proj_output_dim} is more than "
         f"{COLLAPSE_RISK_RATIO} x the {seen} samples its loss sees per step (the "
         "per-device batch, or the global one with gather_across_devices). The invariance term "
-        "grows with D / N, and at D = 16 N training has been seen to collapse (train_frossl_loss "
-        "and train_frossl_regularization near 0). Use a larger batch, gather_across_devices=true "
-        "under DDP, or method_kwargs.proj_output_dim=auto "
+        "grows with D / N, and a much wider projector than the batch can collapse "
+        "(train_frossl_loss and train_frossl_regularization near 0). Use a larger batch, "
+        "gather_across_devices=true under DDP, or method_kwargs.proj_output_dim=auto "
         f"(here {auto_proj_output_dim(seen, views)}); "
-        "if the width must stay, method_kwargs.center=true held up better at 4 N and 16 N."
+        "if the width must stay, method_kwargs.center=true is less prone to it."
     )
 
 
@@ -102,8 +132,8 @@ class FroSSL(BaseMethod):
             method_kwargs:
                 proj_hidden_dim (int): neurons in the two hidden projector layers (2048).
                 proj_output_dim (int or "auto"): dimension D of the projected embeddings
-                    ("auto": 1024, the paper's, capped at 4 x the batch the loss sees / the
-                    number of views: 2 N for two views).
+                    ("auto": the paper's 1024 when the loss sees a batch N of at least 256,
+                    else 4 N / V for V views, that is 2 N for two views).
                 invariance_weight (float): weight w of the invariance term (1.0).
                 gather_across_devices (bool): compute the loss over the global batch under
                     DDP instead of each device's local batch (False).
@@ -111,13 +141,9 @@ class FroSSL(BaseMethod):
                     normalization (False). True is the loss the paper's two-view runs used;
                     False is the multiview loss the paper's 4- and 8-view runs used.
 
-        Why ``center`` defaults to False: the uncentred loss is the reference (multiview)
-        formulation, the one the official repository (OFSkean/FroSSL) runs for every number of
-        views since 2024-08 (commit 4942ce5: "the results might differ slightly"), and the one
-        lightly's ``FroSSLLoss`` and solo-learn PR #398 implement. Before that, the official code
-        used a two-view function for 2 views, which is this loss with ``center: true`` up to an
-        additive constant (same gradients); the configs that reproduce the paper's two-view runs
-        set it.
+        ``center`` defaults to False, the multiview formulation of the official implementation
+        (https://github.com/OFSkean/FroSSL), which it uses for any number of views. Its earlier
+        two-view function equals this loss with ``center: true`` up to an additive constant.
         """
 
         super().__init__(cfg)
@@ -125,6 +151,11 @@ class FroSSL(BaseMethod):
         self.invariance_weight: float = cfg.method_kwargs.invariance_weight
         self.gather_across_devices: bool = cfg.method_kwargs.gather_across_devices
         self.center: bool = cfg.method_kwargs.center
+
+        try:  # checked against the trainer's processes in on_train_start
+            self._counted_loss_batch: Optional[int] = loss_batch_size(cfg)
+        except ValueError:  # devices not countable here; an explicit width does not need it
+            self._counted_loss_batch = None
 
         proj_hidden_dim: int = cfg.method_kwargs.proj_hidden_dim
         self.proj_output_dim: int = cfg.method_kwargs.proj_output_dim
@@ -179,9 +210,10 @@ class FroSSL(BaseMethod):
             batch_size, views = loss_batch_size(cfg), num_views(cfg)
             kwargs.proj_output_dim = auto_proj_output_dim(batch_size, views)
             rank_zero_info(
-                f"FroSSL: method_kwargs.proj_output_dim=auto -> {kwargs.proj_output_dim} (the "
-                f"paper's {PAPER_PROJ_OUTPUT_DIM}, at most {AUTO_VIEW_DIMS_PER_SAMPLE} x the "
-                f"{batch_size} samples the loss sees per step / the {views} views)"
+                f"FroSSL: method_kwargs.proj_output_dim=auto -> {kwargs.proj_output_dim} for "
+                f"the {batch_size} samples the loss sees per step and {views} views (the "
+                f"paper's {PAPER_PROJ_OUTPUT_DIM} from a batch of {PAPER_BATCH_SIZE}, else "
+                f"{AUTO_VIEW_DIMS_PER_SAMPLE} x the batch / the views)"
             )
         for key in ("proj_hidden_dim", "proj_output_dim"):
             value = kwargs[key]
@@ -231,9 +263,23 @@ class FroSSL(BaseMethod):
         return out
 
     def on_train_start(self):
-        """Warns when the projector is much wider than the batch the loss sees."""
+        """Checks that the loss batch counted from the config is the trainer's, and warns when
+        the projector is much wider than the batch the loss sees.
+
+        Raises:
+            ValueError: if ``gather_across_devices`` is on and the config's devices and nodes
+                count a different number of processes than the trainer runs.
+        """
 
         super().on_train_start()
+        running = self.batch_size * self.trainer.world_size
+        counted = self._counted_loss_batch
+        if self.gather_across_devices and counted is not None and counted != running:
+            raise ValueError(
+                f"FroSSL counted a loss batch of {counted} from devices and num_nodes, but the "
+                f"trainer runs {self.trainer.world_size} processes of {self.batch_size} "
+                f"({running}); give devices as a number or a list of device ids."
+            )
         message = collapse_risk(
             self.batch_size,
             self.proj_output_dim,

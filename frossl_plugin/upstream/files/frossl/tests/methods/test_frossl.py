@@ -133,8 +133,8 @@ def test_frossl_invalid_cfg():
 
 
 def test_frossl_auto_proj_output_dim():
-    # auto, the default: the paper's 1024, capped at 4 x the batch the loss sees / the views
-    for batch_size, small_crops, expected in ((2, 0, 4), (600, 0, 1024), (8, 2, 8)):
+    # auto, the default: the paper's 1024 from a batch of 256, else 4 x the batch / the views
+    for batch_size, small_crops, expected in ((2, 0, 4), (256, 6, 1024), (8, 2, 8), (255, 0, 510)):
         cfg = gen_base_cfg("frossl", batch_size=batch_size, num_classes=10)
         cfg.data.num_small_crops = small_crops
         cfg.method_kwargs = {}
