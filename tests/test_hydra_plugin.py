@@ -42,18 +42,25 @@ def test_hydra_plugins_is_a_namespace_package():
     assert (Path(plugin.__file__).parent / "py.typed").is_file()
 
 
-def test_installed_configs_match_the_repository():
+def test_the_configs_hydra_loads_are_the_checkouts_file_for_file():
+    """What this interpreter's installed package serves, compared by content. Under an editable
+    install these may be links to the checkout itself; tests/test_packaging.py compares a built
+    wheel's configs with the checkout byte for byte."""
+
     repo_configs = Path(__file__).resolve().parents[1] / "configs"
     if not repo_configs.is_dir():
         pytest.skip("not run from a source checkout")
-    shipped = {p.relative_to(repo_configs).as_posix() for p in repo_configs.rglob("*.yaml")}
-    installed = {
-        f"{d.name}/{f.name}" if d.is_dir() else d.name
-        for d in CONFIG_DIR.iterdir()
-        for f in (d.iterdir() if d.is_dir() else [d])
-        if f.name.endswith(".yaml")
+    shipped = {
+        p.relative_to(repo_configs).as_posix(): p.read_bytes() for p in repo_configs.rglob("*.yaml")
     }
-    assert shipped == installed
+    installed = {}
+    for entry in CONFIG_DIR.iterdir():
+        for file in entry.iterdir() if entry.is_dir() else [entry]:
+            if file.name.endswith(".yaml"):
+                name = f"{entry.name}/{file.name}" if entry.is_dir() else file.name
+                installed[name] = file.read_bytes()
+    assert sorted(installed) == sorted(shipped)
+    assert [name for name in shipped if installed[name] != shipped[name]] == []
 
 
 def test_every_dataset_has_a_pretrain_and_a_linear_config():
@@ -92,7 +99,7 @@ def test_linear_configs_compose_on_their_own(name):
 
 # configs whose method_kwargs differ from the paper's defaults (projector 2048-1024, w = 1)
 PROJECTOR = {"frossl_demo.yaml": (512, 256)}  # a small CPU demo
-INVARIANCE_WEIGHT = {  # FROSSL.md: STL-10 1.4, ImageNet 2.0
+INVARIANCE_WEIGHT = {  # docs/method.md: STL-10 1.4, ImageNet 2.0
     "frossl_stl10.yaml": 1.4,
     "frossl_stl10_4views.yaml": 1.4,
     "frossl_stl10_8views.yaml": 1.4,
@@ -120,81 +127,36 @@ def _settings(cfg):
     }
 
 
-PAPER = {  # FROSSL.md: the official configs' settings
-    "frossl.yaml": dict(
-        lr=0.3,
-        epochs=1000,
-        batch=256,
-        w=1.0,
-        crop=32,
-        precision="32",
-        dataset=("cifar10", "image_folder"),
-        center=True,
-    ),
-    "frossl_cifar100.yaml": dict(
-        lr=0.3,
-        epochs=1000,
-        batch=256,
-        w=1.0,
-        crop=32,
-        precision="32",
-        dataset=("cifar100", "image_folder"),
-        center=True,
-    ),
-    "frossl_stl10.yaml": dict(
-        lr=0.1,
-        epochs=500,
-        batch=256,
-        w=1.4,
-        crop=96,
-        precision="16-mixed",
-        dataset=("stl10", "image_folder"),
-        center=True,
-    ),
-    "frossl_tinyimagenet.yaml": dict(
-        lr=0.3,
-        epochs=800,
-        batch=512,
-        w=1.0,
-        crop=64,
-        precision="16-mixed",
-        dataset=("custom", "image_folder"),
-        center=True,
-    ),
-    "frossl_imagenet100.yaml": dict(
-        lr=0.3,
-        epochs=400,
-        batch=256,
-        w=1.0,
-        crop=224,
-        precision="16-mixed",
-        dataset=("imagenet100", "dali"),
-        center=True,
-    ),
-    "frossl_imagenet.yaml": dict(
-        lr=0.3,
-        epochs=100,
-        batch=256,
-        w=2.0,
-        crop=224,
-        precision="16-mixed",
-        dataset=("imagenet", "dali"),
-        center=True,
-    ),
-    **{
-        f"frossl_stl10_{views}views.yaml": dict(
-            lr=0.1,
-            epochs=500,
-            batch=256,
-            w=1.4,
-            crop=96,
-            precision="16-mixed",
-            dataset=("stl10", "image_folder"),
-            center=False,
+METHOD_DOC = Path(__file__).resolve().parents[1] / "docs" / "method.md"
+TABLE_MARKER = "<!-- paper-settings-table: read by tests/test_hydra_plugin.py -->"
+
+
+def paper_settings_table(path=METHOD_DOC):
+    """The settings table of docs/method.md (transcribed from the official configs), by config:
+    a pin of the shipped configs against that transcription."""
+
+    lines = path.read_text().split(TABLE_MARKER, 1)[1].strip().splitlines()
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    table = {}
+    for line in lines[2:]:
+        if not line.startswith("|"):
+            break
+        row = dict(zip(header, (cell.strip() for cell in line.strip("|").split("|"))))
+        table[row["config"]] = dict(
+            lr=float(row["lr"]),
+            epochs=int(row["epochs"]),
+            batch=int(row["batch"]),
+            w=float(row["w"]),
+            crop=int(row["crop"]),
+            precision=row["precision"],
+            dataset=(row["dataset"], row["format"]),
+            center={"true": True, "false": False}[row["center"]],
         )
-        for views in (4, 8)
-    },
-}
+    return table
+
+
+PAPER = paper_settings_table()
+
 
 # method_kwargs.center of every pretraining config. The paper's two-view runs used the official
 # two-view loss, which centres each feature (center: true; the fast configs are the same recipes);
@@ -214,8 +176,12 @@ def test_every_pretrain_config_declares_its_loss_variant():
     assert sorted(CENTER) == PRETRAIN_CONFIGS
 
 
+def test_the_settings_table_covers_every_paper_config():
+    assert len(PAPER) == 8 and set(PAPER) <= set(PRETRAIN_CONFIGS)
+
+
 @pytest.mark.parametrize("name", sorted(PAPER))
-def test_configs_carry_the_paper_settings(name):
+def test_configs_match_the_settings_table_of_the_docs(name):
     paper = PAPER[name]
     settings = _settings(compose_config(name))
     assert settings["backbone"] == "resnet18"

@@ -23,7 +23,7 @@ SHAPES = [  # (V, N, D): N > D, N < D and N = D
 
 
 def numpy_reference(views, invariance_weight=1.0, center=False):
-    """FROSSL.md step by step in float64 numpy, always with the D x D matrix; ``center``
+    """The objective of docs/method.md step by step in float64 numpy, always with the D x D matrix; ``center``
     subtracts each column's batch mean first."""
 
     views = [np.asarray(v, dtype=np.float64) for v in views]
@@ -72,7 +72,7 @@ def random_views(shape, dtype=torch.float32, seed=0, offset=0.0):
 
 def official_two_view_reference(z_a, z_b, invariance_weight=1.0, unbiased=True):
     """The official repository's two-view function (OFSkean/FroSSL 3ff28da), which the paper's
-    two-view runs used, written from FROSSL.md: standardize each feature over the batch, scale
+    two-view runs used, as docs/method.md describes it: standardize each feature over the batch, scale
     every column to norm sqrt(D), ``w * mse + 2 log ||K_a||_F + 2 log ||K_b||_F``, K = Z^T Z / N.
 
     The official code uses ``z.std(0)``, torch's unbiased std; ``unbiased=False`` uses the biased
@@ -255,12 +255,11 @@ def test_bad_invariance_weight_raises(weight):
         frossl_loss_func(random_views((2, 8, 4)), invariance_weight=weight)
 
 
-@pytest.mark.parametrize("center", [False, True])
-def test_no_host_reads_for_accelerator_tensors(monkeypatch, center):
-    """With check_finite unset, nothing reads a tensor value on the host (a device sync)."""
+def _spy_on_host_reads(monkeypatch) -> list:
+    """Records every call that copies a tensor value to the host (a device sync)."""
 
     reads = []
-    for name in ("item", "__bool__", "__float__", "tolist"):
+    for name in ("item", "__bool__", "__float__", "tolist", "cpu", "numpy"):
         original = getattr(torch.Tensor, name)
 
         def spy(self, *args, _original=original, _name=name, **kwargs):
@@ -268,9 +267,35 @@ def test_no_host_reads_for_accelerator_tensors(monkeypatch, center):
             return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(torch.Tensor, name, spy)
-    views = random_views((3, 16, 8)).requires_grad_()
-    loss, _, _ = frossl_loss_func(views, check_finite=False, center=center)
+    return reads
+
+
+@pytest.mark.parametrize("center", [False, True])
+def test_no_host_reads_for_accelerator_tensors_by_default(monkeypatch, center):
+    """With check_finite unset, a tensor off the CPU is never read on the host. The ``meta``
+    device stands in for an accelerator: any read of a value there raises, so the loss and its
+    backward must run on shapes alone."""
+
+    reads = _spy_on_host_reads(monkeypatch)
+    views = torch.empty(3, 16, 8, device="meta", requires_grad=True)
+    loss, invariance, regularization = frossl_loss_func(views, center=center)  # check_finite unset
     loss.backward()
+    assert reads == []
+    assert loss.device.type == "meta" and loss.shape == () and views.grad.shape == views.shape
+    with pytest.raises(RuntimeError, match="meta"):  # what a host read of a meta value does
+        bool(loss)
+    with pytest.raises(RuntimeError, match="meta"):  # check_finite=True reads the loss: a sync
+        frossl_loss_func(views, center=center, check_finite=True)
+
+
+@pytest.mark.parametrize("center", [False, True])
+def test_cpu_tensors_are_checked_with_one_host_read_by_default(monkeypatch, center):
+    reads = _spy_on_host_reads(monkeypatch)
+    views = random_views((3, 16, 8)).requires_grad_()
+    frossl_loss_func(views, center=center)[0].backward()
+    assert reads == ["__bool__"]  # the check of the 0-d loss, nothing else
+    reads.clear()
+    frossl_loss_func(views, center=center, check_finite=False)[0].backward()
     assert reads == []
 
 

@@ -63,6 +63,11 @@ def wheel_files(tmp_path_factory):
         return {
             "name": wheel.name,
             "files": set(archive.namelist()),
+            "configs": {
+                name[len("frossl_plugin/configs/") :]: archive.read(name)
+                for name in archive.namelist()
+                if name.startswith("frossl_plugin/configs/") and name.endswith(".yaml")
+            },
             "metadata": archive.read(
                 next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
             ).decode(),
@@ -72,13 +77,15 @@ def wheel_files(tmp_path_factory):
         }
 
 
-def test_wheel_holds_every_config(wheel_files):
+def test_wheel_holds_every_config_byte_for_byte(wheel_files):
     configs = {
-        p.relative_to(REPO / "configs").as_posix() for p in (REPO / "configs").rglob("*.yaml")
+        p.relative_to(REPO / "configs").as_posix(): p.read_bytes()
+        for p in (REPO / "configs").rglob("*.yaml")
     }
     assert configs, "no configs in the checkout"
-    for config in configs:
-        assert f"frossl_plugin/configs/{config}" in wheel_files["files"]
+    assert sorted(wheel_files["configs"]) == sorted(configs)
+    changed = [name for name, text in configs.items() if wheel_files["configs"][name] != text]
+    assert changed == []
 
 
 def test_wheel_holds_the_hydra_plugin_as_a_namespace_package(wheel_files):

@@ -4,6 +4,7 @@ Skean et al., "FroSSL: Frobenius Norm Minimization for Efficient Multiview Self-
 Learning", ECCV 2024 (https://arxiv.org/abs/2310.02903).
 """
 
+import contextlib
 from numbers import Real
 from typing import Optional, Sequence, Tuple, Union
 
@@ -53,6 +54,15 @@ class _Gram(torch.autograd.Function):
         (a,) = ctx.saved_tensors
         grad = grad + grad.mT
         return (a @ grad if ctx.over_features else grad @ a), None
+
+
+def _autocast_disabled(device_type: str):
+    """A context with autocast off on ``device_type`` (none needed where autocast does not exist,
+    as on the ``meta`` device)."""
+
+    if torch.amp.is_autocast_available(device_type):
+        return torch.autocast(device_type=device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def _stack_views(z: Union[torch.Tensor, Sequence[torch.Tensor]]) -> torch.Tensor:
@@ -184,7 +194,7 @@ def frossl_loss_func(
         views = _gather_batches(views)  # (V, N_global, D)
 
     compute_dtype = torch.promote_types(views.dtype, torch.float32)
-    with torch.autocast(device_type=views.device.type, enabled=False):
+    with _autocast_disabled(views.device.type):
         views = views.to(compute_dtype)
         num_views, n, d = views.shape
         eps = torch.finfo(compute_dtype).eps
