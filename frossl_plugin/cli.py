@@ -1,6 +1,8 @@
 """The ``frossl-plugin`` command. Each subcommand imports what it needs when it runs."""
 
 import argparse
+import difflib
+import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -70,18 +72,56 @@ def build_parser() -> argparse.ArgumentParser:
         add_export_upstream,
     ):
         add_subcommand(commands)
+    for subparser in commands.choices.values():  # for the usage and flags of an error
+        subparser.set_defaults(command_parser=subparser)
     return parser
+
+
+def unknown_flags(parser: argparse.ArgumentParser, extra: List[str]) -> List[str]:
+    """What is wrong with the arguments ``parser`` left, if they are to be Hydra overrides.
+
+    A Hydra override (``key=value``, ``+key=value``, ``~key``) never starts with ``-``, so such
+    an argument is a flag the subcommand does not know, most likely a mistyped one.
+
+    Args:
+        parser: the subcommand's parser.
+        extra: the arguments it did not recognise.
+
+    Returns:
+        One message per unknown flag, naming it and, where one is close, the known flag meant.
+    """
+
+    known = [flag for action in parser._actions for flag in action.option_strings]
+    messages = []
+    for argument in extra:
+        if not argument.startswith("-"):
+            continue
+        flag = argument.split("=", 1)[0]
+        close = difflib.get_close_matches(flag, known, n=1)
+        messages.append(f"{flag} (did you mean {close[0]}?)" if close else flag)
+    return messages
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and not getattr(args, "takes_overrides", False):
+    takes_overrides = getattr(args, "takes_overrides", False)
+    if extra and not takes_overrides:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    unknown = unknown_flags(args.command_parser, extra) if takes_overrides else []
+    if unknown:  # before anything starts: the run would not be the one asked for
+        args.command_parser.print_usage(sys.stderr)
+        print(
+            f"frossl-plugin {args.command}: error: unrecognized "
+            f"{'argument' if len(unknown) == 1 else 'arguments'} {', '.join(unknown)}; "
+            "Hydra overrides (key=value) never start with '-'.",
+            file=sys.stderr,
+        )
+        return 2
     try:
-        return args.run(args, extra) if getattr(args, "takes_overrides", False) else args.run(args)
+        return args.run(args, extra) if takes_overrides else args.run(args)
     except (ValueError, OSError, ImportError) as err:
-        print(f"frossl-plugin {args.command}: error: {err}")
+        print(f"frossl-plugin {args.command}: error: {err}", file=sys.stderr)
         return 2
 
 

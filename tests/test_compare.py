@@ -527,7 +527,7 @@ def test_compare_refuses_bad_arguments(tmp_path, capsys, argv, message):
     base = {"--epochs": "1", "--data": str(tmp_path)}
     base.update(dict(zip(argv[::2], argv[1::2])))
     code = main(["compare", *[item for pair in base.items() for item in pair], "--dry-run"])
-    assert code == 2 and message in capsys.readouterr().out
+    assert code == 2 and message in capsys.readouterr().err
 
 
 def test_only_compare_takes_hydra_overrides():

@@ -29,6 +29,12 @@ MULTIVIEW_AUGMENTATIONS = {
     "stl10_symmetric_weak": "stl10_symmetric_weak_4views",
 }
 SMALL_CROP_RATIO = 2 / 3
+DESCRIPTION = """\
+Sweep FroSSL and the host's baselines over seeds with Hydra, then write the report.
+
+The sweep is a Hydra multirun of the host's unmodified main_pretrain.py with --config-name
+compare (configs/compare.yaml), made from --methods, --seeds, --epochs and --data.
+"""
 EPILOG = """\
 Any other argument is a Hydra override for every job, e.g. optimizer.batch_size=64,128
 (a sweep axis), method_kwargs.center=true, hydra/launcher=joblib, or hydra/launcher=submitit_slurm
@@ -41,7 +47,7 @@ def add_compare(commands) -> None:
     parser = commands.add_parser(
         "compare",
         help="sweep FroSSL and host baselines over seeds with Hydra, then report",
-        description=__doc__.split("\n\n")[1],
+        description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

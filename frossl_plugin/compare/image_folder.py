@@ -3,13 +3,17 @@
 Accepted layouts of ``--data DIR``:
 
 - ``DIR/train/<class>/*`` with ``DIR/val/`` (or ``valid/``, ``validation/``, ``test/``);
-- ``DIR/<class>/*`` only: split per class, with a seed, into train and val.
+- ``DIR/<class>/*`` only: split stratified by class, with a seed, into train and val.
 
 Both splits must hold the same class names, because the host's ``ImageFolder`` numbers classes
 by their sorted names in each split. A split or a smaller validation set (``--val-subset``) is
 made of symbolic links under ``OUT/datasets``; the user's files are never moved or changed.
+Each link folder's ``split.json`` records the listing it was made from (paths, sizes and
+modification times, as a digest): it is reused while the listing is the same, and made anew
+when images were added, removed or changed.
 """
 
+import hashlib
 import json
 import math
 import os
@@ -17,13 +21,14 @@ import random
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from PIL import Image
 
 # torchvision.datasets.folder.IMG_EXTENSIONS
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 VAL_NAMES = ("val", "valid", "validation", "test")
+MANIFEST = "split.json"  # in every link folder made here: what it was made from
 
 
 @dataclass
@@ -70,47 +75,166 @@ def _check_classes(train: Dict[str, List[Path]], val: Dict[str, List[Path]], roo
         )
 
 
-def _link_tree(files: Dict[str, List[Path]], target: Path, manifest: dict) -> Path:
-    """Symbolic links ``target/<class>/<file>``; reused when ``manifest`` matches."""
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
-    manifest_path = target / "split.json"
-    if manifest_path.is_file() and json.loads(manifest_path.read_text()) == manifest:
-        return target
-    if target.exists():
+
+def _counts(files: Dict[str, List[Path]]) -> Dict[str, int]:
+    return {name: len(images) for name, images in files.items()}
+
+
+def content_digest(files: Dict[str, List[Path]], root: Path) -> str:
+    """SHA-256 of the listing ``files``: class, path relative to ``root``, size and mtime of each.
+
+    Adding, removing, renaming or rewriting an image changes it, so a link folder made from an
+    earlier listing is never taken for the current one.
+
+    Args:
+        files: ``class name -> its images``.
+        root: the folder the paths are recorded relative to (the user's ``--data`` folder).
+
+    Returns:
+        The digest as 64 hexadecimal characters.
+    """
+
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        for image in files[name]:
+            stat = image.stat()
+            try:
+                relative = image.relative_to(root).as_posix()
+            except ValueError:  # not under root: the absolute path identifies it
+                relative = str(image)
+            digest.update(f"{name}\t{relative}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _link_tree(files: Dict[str, List[Path]], target: Path, manifest: dict) -> Tuple[Path, str]:
+    """Symbolic links ``target/<class>/<file>``, reused when their manifest equals ``manifest``.
+
+    ``manifest`` must identify the content (see :func:`content_digest`); the per-class counts of
+    ``files`` are added to it. A folder holding a different manifest was made here and is
+    replaced (links only: the files they point to are left alone); any other folder in the way
+    is refused.
+
+    Returns:
+        ``target`` and what was done: ``"reused"``, ``"made"`` or ``"remade"``.
+    """
+
+    manifest = {**manifest, "counts": _counts(files)}
+    manifest_path = target / MANIFEST
+    if manifest_path.is_file():
+        try:
+            found = json.loads(manifest_path.read_text())
+        except ValueError:  # an unreadable manifest of ours: made anew below
+            found = None
+        if found == manifest:
+            return target, "reused"
+    if target.exists() or target.is_symlink():
         # only a folder this module made (it holds our manifest) is replaced
         if not manifest_path.is_file():
-            raise ValueError(f"{str(target)!r} exists and was not made by compare; move it away.")
+            raise ValueError(
+                f"{str(target)!r} exists and was not made by compare (it has no {MANIFEST}); "
+                "move it away."
+            )
         shutil.rmtree(target)  # links only: their targets are left alone
+        action = "remade"
+    else:
+        action = "made"
+    target.mkdir(parents=True)
+    # ours from the start: a build stopped half-way is replaced by the next call, not refused
+    manifest_path.write_text(json.dumps({"incomplete": True}))
     for name, images in files.items():
-        (target / name).mkdir(parents=True, exist_ok=True)
+        (target / name).mkdir()
         for index, image in enumerate(images):
             # the index keeps names unique when a class has nested folders
             os.symlink(image.resolve(), target / name / f"{index:06d}_{image.name}")
     manifest_path.write_text(json.dumps(manifest, indent=1))
-    return target
+    return target, action
+
+
+def _sklearn_train_test_split():
+    try:
+        from sklearn.model_selection import train_test_split
+    except ImportError as err:
+        from frossl_plugin import install_hint
+
+        raise ImportError(
+            f"splitting a folder of class subfolders needs scikit-learn: {install_hint('compare')}"
+        ) from err
+    return train_test_split
+
+
+def split_classes(
+    classes: Dict[str, List[Path]], parts: Dict[str, float], seed: int, rest: str = "train"
+) -> Dict[str, Dict[str, List[Path]]]:
+    """Split every class's images into named parts, stratified by class, with a seed.
+
+    The parts are carved in the order of ``parts``, each with scikit-learn's stratified
+    ``train_test_split``, and ``rest`` keeps what is left. Each part holds about its fraction
+    of every class, and at least one image of every class, as does ``rest``, so every part has
+    the same classes. For example ``{"val": 0.1}`` gives ``{"train": ..., "val": ...}``; a
+    further part (``{"val": 0.1, "selection": 0.1}``) is carved from what ``val`` left.
+
+    Args:
+        classes: ``class name -> its images`` (sorted, as :func:`class_images` returns them).
+        parts: ``part name -> fraction of every class``; the fractions sum to less than 1.
+        seed: the ``random_state`` of every carve.
+        rest: name of the part with the remaining images.
+
+    Returns:
+        ``part name -> class name -> sorted images``, ``rest`` first; the parts are disjoint and
+        together hold every image once.
+
+    Raises:
+        ValueError: for a bad fraction or part name, or a class with fewer images than parts.
+        ImportError: if scikit-learn is not installed.
+    """
+
+    if not classes:
+        raise ValueError("split_classes: expected at least one class, but found none.")
+    names = [rest, *parts]
+    if not parts or len(set(names)) != len(names):
+        raise ValueError(f"parts {list(parts)}: expected distinct names other than {rest!r}.")
+    if any(not 0.0 < fraction < 1.0 for fraction in parts.values()) or sum(parts.values()) >= 1:
+        raise ValueError(f"parts {parts}: expected fractions in (0, 1) that sum to less than 1.")
+    for name, images in classes.items():
+        if len(images) < len(names):
+            raise ValueError(
+                f"class {name!r} has {_plural(len(images), 'image')}; splitting into "
+                f"{', '.join(names[:-1])} and {names[-1]} needs at least {len(names)} per class."
+            )
+    train_test_split = _sklearn_train_test_split()
+    total = sum(map(len, classes.values()))
+    remaining = {name: list(images) for name, images in classes.items()}
+    split = {}
+    for step, (part, fraction) in enumerate(parts.items()):
+        later = len(parts) - step - 1  # parts still to carve from what this one leaves
+        items = [(name, image) for name, images in remaining.items() for image in images]
+        # sklearn's stratified split needs a share of at least one per class on both sides
+        size = round(fraction * total)
+        size = min(max(size, len(classes)), len(items) - len(classes) * (later + 1))
+        kept, carved = train_test_split(
+            items, test_size=size, stratify=[name for name, _ in items], random_state=seed
+        )
+        kept_by, carved_by = {name: [] for name in remaining}, {name: [] for name in remaining}
+        for grouped, pairs in ((kept_by, kept), (carved_by, carved)):
+            for name, image in pairs:
+                grouped[name].append(image)
+        for name in remaining:  # a small class may get none: move one in, or back
+            if not carved_by[name]:
+                carved_by[name].append(kept_by[name].pop(0))
+            while len(kept_by[name]) < later + 1:
+                kept_by[name].append(carved_by[name].pop(0))
+        split[part] = {name: sorted(images) for name, images in carved_by.items()}
+        remaining = kept_by
+    return {rest: {name: sorted(images) for name, images in remaining.items()}, **split}
 
 
 def _seeded_shuffle(images: List[Path], seed: int, name: str) -> List[Path]:
     shuffled = list(images)
     random.Random(f"{seed}-{name}").shuffle(shuffled)
     return shuffled
-
-
-def _split_per_class(
-    classes: Dict[str, List[Path]], val_fraction: float, seed: int
-) -> Dict[str, Dict[str, List[Path]]]:
-    train, val = {}, {}
-    for name, images in classes.items():
-        if len(images) < 2:
-            raise ValueError(
-                f"class {name!r} has {len(images)} image; splitting into train and val needs "
-                "at least 2 per class."
-            )
-        shuffled = _seeded_shuffle(images, seed, name)
-        num_val = min(max(1, round(val_fraction * len(images))), len(images) - 1)
-        val[name] = sorted(shuffled[:num_val])
-        train[name] = sorted(shuffled[num_val:])
-    return {"train": train, "val": val}
 
 
 def _subset_per_class(
@@ -125,6 +249,10 @@ def _subset_per_class(
     return subset
 
 
+def _remade_note(actions: Tuple[str, ...], what: str) -> str:
+    return f" ({what} anew: the folder's images changed)" if "remade" in actions else ""
+
+
 def prepare_image_folder(
     root: Path,
     datasets_dir: Path,
@@ -132,7 +260,24 @@ def prepare_image_folder(
     val_subset: Optional[int] = None,
     seed: int = 0,
 ) -> FolderSplit:
-    """The train and val folders of ``root`` (see the module docstring), checked."""
+    """The train and val folders of ``root`` (see the module docstring), checked.
+
+    Args:
+        root: the ``--data`` folder.
+        datasets_dir: where link folders are made (``OUT/datasets``).
+        val_fraction: share of every class held out for validation when ``root`` is split.
+        val_subset: validate on about this many images, equally many per class.
+        seed: seed of the split and of the validation subset.
+
+    Returns:
+        The folders to train and validate on, and a description whose counts are those of the
+        folders returned.
+
+    Raises:
+        ValueError: for a layout that is not accepted, a bad setting, or a folder in the way
+            that was not made here.
+        ImportError: if splitting needs scikit-learn and it is not installed.
+    """
 
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
@@ -161,24 +306,37 @@ def prepare_image_folder(
                 f"train/ and val/ subfolders, or a folder of class subfolders (found "
                 f"{len(classes)} subfolders and images {loose} directly inside it)."
             )
-        split = _split_per_class(classes, val_fraction, seed)  # same classes, none empty
+        split = split_classes(classes, {"val": val_fraction}, seed)  # same classes, none empty
         name = f"{root.name}-split{val_fraction:g}-seed{seed}"
-        manifest = {"source": str(root), "val_fraction": val_fraction, "seed": seed}
-        train_dir = _link_tree(split["train"], datasets_dir / name / "train", manifest)
-        val_dir = _link_tree(split["val"], datasets_dir / name / "val", manifest)
+        # keyed by the listing: images added, removed or changed since give a new split
+        manifest = {
+            "source": str(root),
+            "content": content_digest(classes, root),
+            "val_fraction": val_fraction,
+            "seed": seed,
+        }
         train, val = split["train"], split["val"]
+        train_dir, train_action = _link_tree(train, datasets_dir / name / "train", manifest)
+        val_dir, val_action = _link_tree(val, datasets_dir / name / "val", manifest)
         description = (
             f"class folders split per class with seed {seed}: "
             f"{sum(map(len, train.values()))} train, {sum(map(len, val.values()))} val images"
+            + _remade_note((train_action, val_action), "split")
         )
 
     if val_subset is not None and val_subset < sum(map(len, val.values())):
         subset = _subset_per_class(val, val_subset, seed)
-        manifest = {"source": str(val_dir), "val_subset": val_subset, "seed": seed}
-        val_dir = _link_tree(
+        manifest = {
+            "source": str(val_dir),
+            "content": content_digest(val, root),
+            "val_subset": val_subset,
+            "seed": seed,
+        }
+        val_dir, subset_action = _link_tree(
             subset, datasets_dir / f"{root.name}-val{val_subset}-seed{seed}", manifest
         )
         description += f"; validation subset of {sum(map(len, subset.values()))} images"
+        description += _remade_note((subset_action,), "chosen")
     first_image = next(image for images in train.values() for image in images)
     with Image.open(first_image) as image:
         side = min(image.size)
