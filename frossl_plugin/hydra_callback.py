@@ -9,29 +9,14 @@ with exit code 1 and one message, no traceback.
 """
 
 import multiprocessing
-from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from frossl_plugin.probe_checkpoint import check_probe_checkpoint, last_checkpoint
+
 LAST_CHECKPOINT_RESOLVER = "frossl_last_checkpoint"
-
-
-def last_checkpoint(directory: str) -> str:
-    """Newest ``*.ckpt`` below ``directory`` (by modification time).
-
-    Raises:
-        ValueError: if there is no checkpoint below ``directory``.
-    """
-
-    checkpoints = sorted(Path(directory).rglob("*.ckpt"), key=lambda p: p.stat().st_mtime)
-    if not checkpoints:
-        raise ValueError(
-            f"No *.ckpt found below {str(Path(directory).resolve())!r}; pretrain first or pass "
-            "pretrained_feature_extractor=<path to a .ckpt>."
-        )
-    return str(checkpoints[-1])
 
 
 class PluginSetupError(SystemExit):
@@ -45,8 +30,9 @@ class FroSSLPluginCallback(Callback):
     """Registers FroSSL in the host, records the jobs of a comparison sweep
     (frossl_plugin/compare/sweep.py), adds the ``${frossl_last_checkpoint:DIR}`` resolver,
     checks the data, applies ``data.eval_crop_size`` for custom image folders, seeds the linear
-    probe and switches on the Lightning callbacks enabled in the config
-    (frossl_plugin/callbacks/from_config.py).
+    probe, checks the linear probe's checkpoint against its config
+    (frossl_plugin/probe_checkpoint.py) and switches on the Lightning callbacks enabled in the
+    config (frossl_plugin/callbacks/from_config.py).
 
     Raises:
         PluginSetupError: if any of these steps fails.
@@ -82,6 +68,8 @@ class FroSSLPluginCallback(Callback):
             OmegaConf.register_new_resolver(LAST_CHECKPOINT_RESOLVER, last_checkpoint)
         # registers FroSSL, checks a timm/<model> backbone name early, applies eval_crop_size
         install(config)
+        # main_linear.py: the checkpoint agrees with the probe on method, backbone and dataset
+        check_probe_checkpoint(config)
         activate_trainer_callbacks(config)  # epoch_stats / spectrum_monitor, when enabled
         if "pretrain_method" in config and "seed" in config:
             # main_pretrain.py seeds itself; main_linear.py does not
