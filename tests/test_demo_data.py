@@ -62,7 +62,7 @@ def test_bad_arguments(tmp_path, kwargs, message):
 def test_cli_reports_errors_with_a_non_zero_exit(tmp_path, capsys):
     (tmp_path / "other.txt").write_text("x")
     assert cli_main(["demo-data", str(tmp_path)]) == 2
-    assert "not empty" in capsys.readouterr().out
+    assert "not empty" in capsys.readouterr().err
 
 
 def test_console_script(tmp_path):

@@ -119,9 +119,9 @@ def test_refuses_a_folder_that_is_not_solo_learn(tmp_path, capsys):
     with pytest.raises(ValueError, match="is not a solo-learn checkout"):
         export_frossl(str(tmp_path))
     assert main(["export-upstream", str(tmp_path)]) == 2
-    assert "is not a solo-learn checkout" in capsys.readouterr().out
+    assert "is not a solo-learn checkout" in capsys.readouterr().err
     assert main(["export-upstream", "--plugin-api", str(tmp_path / "missing")]) == 2
-    assert "is not a folder" in capsys.readouterr().out
+    assert "is not a folder" in capsys.readouterr().err
 
 
 def test_refuses_a_copy_that_is_not_a_git_checkout(tmp_path):
@@ -146,7 +146,7 @@ def test_refuses_uncommitted_changes(tmp_path, change, capsys):
         with pytest.raises(ValueError, match="uncommitted changes"):
             export(str(root))
     assert main(["export-upstream", str(root)]) == 2
-    assert "uncommitted changes" in capsys.readouterr().out
+    assert "uncommitted changes" in capsys.readouterr().err
     # nothing was written
     assert not (root / "solo" / "losses" / "frossl.py").exists()
 
