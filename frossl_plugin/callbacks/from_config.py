@@ -17,6 +17,8 @@ function, in every process of a DDP run) calls :func:`activate` with the run's c
       num_samples: 512
       dir: spectrum
       seed: 0
+    random_state:         # frossl_plugin.callbacks.RandomStateCheckpoint
+      enabled: true       # random generators in checkpoints: a resumed run continues exactly
 
 Any host method gets them through a plugin config, e.g. ``python main_pretrain.py
 --config-name frossl_custom.yaml method=barlow_twins '~method_kwargs'
@@ -39,6 +41,7 @@ _DEFAULTS = {
         "dir": "spectrum",
         "seed": 0,
     },
+    "random_state": {"enabled": False},
 }
 
 _active: Optional[Dict[str, Dict[str, Any]]] = None
@@ -68,7 +71,8 @@ def _entry_point_installed() -> bool:
 
 
 def activate(cfg: Any) -> List[str]:
-    """Reads ``epoch_stats`` and ``spectrum_monitor`` from ``cfg`` for the next Trainers.
+    """Reads ``epoch_stats``, ``spectrum_monitor`` and ``random_state`` from ``cfg`` for the next
+    Trainers.
 
     Args:
         cfg: the run's config (DictConfig or dict); missing sections mean disabled.
@@ -109,6 +113,10 @@ def trainer_callbacks() -> list:
     if not _active:
         return []
     callbacks = []
+    if "random_state" in _active:
+        from frossl_plugin.callbacks.random_state import RandomStateCheckpoint
+
+        callbacks.append(RandomStateCheckpoint())
     if "spectrum_monitor" in _active:
         from frossl_plugin.callbacks.spectrum_monitor import SpectrumMonitor
 

@@ -10,22 +10,27 @@ object and the host commit this was built for, solo-learn 9187ea3) and recorded,
 def install(config=None) -> None:
     """Registers FroSSL in ``solo.methods.METHODS`` and makes ``BaseMethod._BACKBONES`` resolve
     ``timm/<model>`` names; with a run's ``config`` (the Hydra callback), also validates and
-    registers its timm backbone and applies ``data.eval_crop_size`` to image folders.
-    Idempotent.
+    registers its timm backbone, applies ``data.eval_crop_size`` to image folders, refuses a
+    ``resume_from_checkpoint`` that is not a complete checkpoint and makes the host's
+    ``auto_resume`` compare the whole config and skip incomplete checkpoints
+    (:mod:`frossl_plugin.host.resume`). Idempotent.
 
     Raises:
         ImportError: if solo-learn cannot be imported.
         HostMismatchError: if a host object differs from what the plugin was built against.
-        ValueError: for a bad timm backbone name or ``data.eval_crop_size`` in ``config``.
+        ValueError: for a bad timm backbone name, ``data.eval_crop_size`` or
+            ``resume_from_checkpoint`` in ``config``.
     """
 
-    from frossl_plugin.host import backbones, eval_transforms, methods
+    from frossl_plugin.host import backbones, eval_transforms, methods, resume
 
     methods.register_methods()
     backbones.install_timm_backbone_table()
     if config is not None:
         backbones.register_configured_backbone(config)
         eval_transforms.apply_custom_eval_crop_size(config)
+        resume.check_resume_from_checkpoint(config)
+        resume.install_checked_auto_resume()
 
 
 def uninstall() -> None:
