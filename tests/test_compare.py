@@ -123,6 +123,142 @@ def test_config_hash_follows_the_task_config_only():
     assert sweep.job_name(cfg, sweep.config_hash(cfg)).startswith("frossl_seed1_")
 
 
+def planned_config(tmp_path, overrides):
+    """compare.yaml composed with ``overrides`` on an image folder of two classes, as the
+    sweeper hands a job's config to :class:`sweep.PlannedJob`."""
+
+    for split in ("train", "val"):
+        for name in ("a", "b"):
+            (tmp_path / "data" / split / name).mkdir(parents=True, exist_ok=True)
+    cfg = compose_compare(overrides)
+    cfg["data"].update(train_path=str(tmp_path / "data/train"), val_path=str(tmp_path / "data/val"))
+    return OmegaConf.create(cfg)
+
+
+def resolved_width(config) -> int:
+    resolution = sweep.resolve_task(config)
+    assert resolution.resolved is not None, resolution.note
+    return resolution.resolved["method_kwargs"]["proj_output_dim"]
+
+
+@requires_host
+@pytest.mark.host
+def test_the_job_hash_follows_what_auto_resolves_to(tmp_path, monkeypatch):
+    """Two configs that differ only in the width FroSSL's ``proj_output_dim: auto`` becomes (a
+    change of its rule) are two jobs; an unchanged rule keeps the hash, an explicit width does
+    not depend on the rule."""
+
+    from frossl_plugin.methods import frossl
+
+    config = planned_config(tmp_path, ["optimizer.batch_size=64"])
+    explicit = planned_config(
+        tmp_path, ["optimizer.batch_size=64", "method_kwargs.proj_output_dim=96"]
+    )
+    assert config.method_kwargs.proj_output_dim == "auto"
+    width, digest, explicit_digest = (
+        resolved_width(config),
+        sweep.config_hash(config),
+        sweep.config_hash(explicit),
+    )
+    assert isinstance(width, int) and width > 1
+    assert sweep.config_hash(config) == digest  # deterministic
+    assert digest != sweep.composed_hash(config)  # the resolved config's, not the composed one's
+
+    monkeypatch.setattr(frossl, "auto_proj_output_dim", lambda *args, **kwargs: width // 2)
+    assert resolved_width(config) == width // 2
+    assert sweep.config_hash(config) != digest
+    assert sweep.config_hash(explicit) == explicit_digest
+
+
+@requires_host
+@pytest.mark.host
+def test_a_rerun_after_a_change_of_what_auto_resolves_to_runs_the_job_again(tmp_path, monkeypatch):
+    from frossl_plugin.methods import frossl
+
+    config = planned_config(tmp_path, ["optimizer.batch_size=64"])
+    sweep_dir = tmp_path / "sweep"
+    before = sweep.PlannedJob(["seed=5"], config, sweep_dir)
+    assert before.identity == "resolved", before.resolution.note
+    width = before.planned_with["method_kwargs.proj_output_dim"]
+    assert before.resolved_keys == ["method_kwargs.proj_output_dim"]  # auto, resolved
+    (sweep_dir / before.name).mkdir(parents=True)
+    (sweep_dir / before.name / sweep.DONE_FILE).write_text(
+        json.dumps({"config_hash": before.digest})
+    )
+    assert sweep.PlannedJob(["seed=5"], config, sweep_dir).finished  # the same rule: skipped
+
+    monkeypatch.setattr(frossl, "auto_proj_output_dim", lambda *args, **kwargs: width // 2)
+    after = sweep.PlannedJob(["seed=5"], config, sweep_dir)
+    assert not after.finished and after.name != before.name
+    assert after.planned_with["method_kwargs.proj_output_dim"] == width // 2
+    sweep.record_plan(sweep_dir, [before, after])
+    plan = json.loads((sweep_dir / sweep.PLAN_FILE).read_text())["jobs"]
+    assert plan[after.name]["planned_with"] == after.planned_with
+    assert plan[after.name]["identity"] == "resolved"
+
+
+def test_a_config_the_host_cannot_resolve_is_named_by_its_composed_config(tmp_path):
+    config = OmegaConf.create({"method": "frossl", "seed": 1, "data": {"train_path": "/nowhere"}})
+    job = sweep.PlannedJob(["seed=1"], config, tmp_path)
+    assert job.identity == "composed" and job.resolution.note
+    assert job.digest == sweep.composed_hash(config) and job.planned_with is None
+
+
+def test_a_finished_job_records_what_the_host_ran_with(tmp_path, monkeypatch):
+    """done.json: the settings of the args.json the host wrote during this run (an older one is
+    left alone), and where they differ from the plan, the difference."""
+
+    from hydra.core.utils import JobReturn, JobStatus
+
+    args = {
+        "method": "frossl",
+        "method_kwargs": {"proj_output_dim": 64, "center": False},
+        "optimizer": {"lr": 0.0375, "batch_size": 32},
+        "data": {"num_large_crops": 2, "num_small_crops": 0},
+        "augmentations": [{"crop_size": 16, "num_crops": 2}],
+    }
+    ran_with = sweep.run_settings(args)
+    planned_with = {**ran_with, "method_kwargs.proj_output_dim": 128}
+    job_dir = tmp_path / "sweep" / "frossl_seed1_abcdef12"
+    job_dir.mkdir(parents=True)
+    plan = {job_dir.name: {"config_hash": "abcdef123456", "planned_with": planned_with}}
+    (job_dir.parent / sweep.PLAN_FILE).write_text(json.dumps({"jobs": plan}))
+    stale = job_dir / "trained_models" / "frossl" / "offline-old" / sweep.HOST_ARGS_FILE
+    config = OmegaConf.create(
+        {
+            "method": "frossl",
+            "seed": 1,
+            "checkpoint": {"enabled": True, "dir": "trained_models"},
+            "hydra": {"runtime": {"output_dir": str(job_dir)}, "overrides": {"task": ["seed=1"]}},
+        }
+    )
+    monkeypatch.chdir(job_dir)
+    monkeypatch.delenv(sweep.OWNER_ENV, raising=False)
+    sweep.start_job(config)
+    assert json.loads((job_dir / sweep.JOB_FILE).read_text())["config_hash"] == "abcdef123456"
+    stale.parent.mkdir(parents=True)
+    stale.write_text(json.dumps({**args, "method_kwargs": {"proj_output_dim": 1}}))
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))  # an earlier attempt's
+    written = job_dir / "trained_models" / "frossl" / "offline-new" / sweep.HOST_ARGS_FILE
+    written.parent.mkdir(parents=True)
+    written.write_text(json.dumps(args))
+
+    result = JobReturn()
+    result.status = JobStatus.COMPLETED
+    sweep.finish_job(config, result)
+    done = json.loads((job_dir / sweep.DONE_FILE).read_text())
+    assert done["config_hash"] == "abcdef123456"
+    assert done["ran_with"] == ran_with and done["planned_with"] == planned_with
+    assert done["ran_with_source"] == "trained_models/frossl/offline-new/args.json"
+    assert done["disagreements"] == {"method_kwargs.proj_output_dim": {"planned": 128, "ran": 64}}
+
+    written.unlink()  # checkpoint.enabled=false: the host writes no args.json
+    sweep.finish_job(config, result)
+    done = json.loads((job_dir / sweep.DONE_FILE).read_text())
+    assert done["ran_with"] is None and sweep.HOST_ARGS_FILE in done["ran_with_note"]
+    assert done["disagreements"] == {}
+
+
 def test_a_job_is_finished_only_with_done_json_for_the_same_config(tmp_path):
     assert not sweep.is_finished(tmp_path, "abc")
     (tmp_path / sweep.DONE_FILE).write_text(json.dumps({"config_hash": "abc"}))
@@ -238,6 +374,24 @@ def test_a_sweep_runs_resumes_and_reports_variants(tmp_path, demo_data):
         assert resolved.hydra.callbacks.frossl_plugin._target_.endswith("FroSSLPluginCallback")
     vicreg = OmegaConf.load(sweep_dir / names[2] / sweep.RESOLVED_CONFIG)
     assert "invariance_weight" not in vicreg.method_kwargs
+    # what each job ran with, from the host's args.json, as planned: auto resolved to a width
+    plan = json.loads((sweep_dir / sweep.PLAN_FILE).read_text())["jobs"]
+    for name in names:
+        done = json.loads((sweep_dir / name / sweep.DONE_FILE).read_text())
+        assert plan[name]["identity"] == "resolved", plan[name]["identity_note"]
+        assert done["ran_with"] == plan[name]["planned_with"] and done["disagreements"] == {}
+        assert done["ran_with_source"].endswith(sweep.HOST_ARGS_FILE)
+    width = json.loads((sweep_dir / names[0] / sweep.DONE_FILE).read_text())["ran_with"][
+        "method_kwargs.proj_output_dim"
+    ]
+    assert isinstance(width, int)
+    write_report(sweep_dir)
+    frossl_row = next(
+        line
+        for line in (sweep_dir / "summary.md").read_text().splitlines()
+        if line.startswith("| frossl |")
+    )
+    assert f"proj_output_dim={width}" in frossl_row
 
     # rerun: nothing trains again, nothing is rewritten
     stamps = {n: (sweep_dir / n / sweep.DONE_FILE).stat().st_mtime_ns for n in names}

@@ -25,7 +25,13 @@ def online_curve(final: float, seed: int) -> list:
     return [final * ((epoch / EPOCHS) ** power) for epoch in range(1, EPOCHS + 1)]
 
 
-def epoch_records(method: str, final: float, seed: int, epochs: int = EPOCHS) -> list:
+def epoch_records(
+    method: str,
+    final: float,
+    seed: int,
+    epochs: int = EPOCHS,
+    memory=("cpu_peak_rss", "epoch_start"),
+) -> list:
     online = online_curve(final, seed)
     records = []
     for epoch in range(1, epochs + 1):
@@ -41,7 +47,8 @@ def epoch_records(method: str, final: float, seed: int, epochs: int = EPOCHS) ->
                 "images_per_s": 500.0 + 10 * seed + (0 if epoch > 1 else -300),
                 "step_time_s": (0.1 + 0.01 * seed) if epoch > 1 else 0.5,
                 "peak_memory_mib": 100.0 + 10 * seed + epoch,
-                "memory_kind": "cpu_peak_rss",
+                "memory_kind": memory[0],
+                "memory_since": memory[1],
                 "world_size": 1,
                 "metrics": {
                     "val_acc1": online[epoch - 1],
@@ -66,8 +73,17 @@ def write_job(
     finished: bool = True,
     label=None,
     day: int = 1,
+    memory=("cpu_peak_rss", "epoch_start"),
+    ran_with=None,
+    planned_with=None,
+    resolved=(),
 ) -> None:
-    """One job folder: job.json, epoch_stats.jsonl, spectra and (``finished``) done.json."""
+    """One job folder: job.json, epoch_stats.jsonl, spectra and (``finished``) done.json.
+
+    ``memory``: (memory_kind, memory_since) of the epoch records; ``ran_with`` and
+    ``planned_with``: the settings in done.json and job.json, ``resolved`` their keys the host
+    resolved from a placeholder.
+    """
 
     directory = sweep / name
     (directory / "spectrum").mkdir(parents=True)
@@ -81,9 +97,11 @@ def write_job(
         + SHARED
         + overrides,
         "started_at": f"2025-01-0{day}T10:00:00",
+        "planned_with": planned_with,
+        "resolved_keys": list(resolved),
     }
     (directory / "job.json").write_text(json.dumps(info))
-    records = epoch_records(method, final, seed, epochs)
+    records = epoch_records(method, final, seed, epochs, memory)
     with (directory / "epoch_stats.jsonl").open("w") as handle:
         handle.writelines(json.dumps(record) + "\n" for record in records)
     with (directory / "spectrum" / "spectra.jsonl").open("w") as handle:
@@ -93,6 +111,12 @@ def write_job(
                 handle.write(json.dumps({**record, "renyi2": rank / 2}) + "\n")
     if finished:
         done = {"config_hash": info["config_hash"], "finished_at": f"2025-01-0{day}T12:00:00"}
+        done.update(ran_with=ran_with, resolved_keys=list(resolved), planned_with=planned_with)
+        done["disagreements"] = {
+            key: {"planned": planned_with.get(key), "ran": ran_with.get(key)}
+            for key in sorted(ran_with or {})
+            if planned_with is not None and planned_with.get(key) != ran_with.get(key)
+        }
         (directory / "done.json").write_text(json.dumps({**done, "wall_time_s": 100.0}))
 
 
@@ -367,7 +391,7 @@ def test_cli_error_on_a_folder_without_jobs(tmp_path, capsys, make):
     if make == "planned only":
         (folder / "sweep_jobs.json").write_text(json.dumps({"jobs": {"a": {}, "b": {}}}))
     assert main(["report", str(folder)]) == 2
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err  # errors go to stderr
     assert out.startswith("frossl-plugin report: error: ")
     assert repr(str(folder)) in out and "each holding a job.json" in out
     if make == "planned only":
@@ -396,3 +420,173 @@ def test_a_given_label_is_followed_by_what_varies_between_its_own_jobs(tmp_path)
         "frossl_two": "frossl",
         "vicreg_two": "vicreg",
     }
+
+
+def frossl_settings(width: int, lr: float = 0.075) -> dict:
+    """FroSSL's settings as sweep.run_settings records them, at projector width ``width``."""
+
+    return {
+        "method_kwargs.center": False,
+        "method_kwargs.proj_output_dim": width,
+        "optimizer.lr": lr,
+        "data.num_large_crops": 2,
+        "data.num_small_crops": 0,
+        "augmentations.crop_size": [32],
+    }
+
+
+RESOLVED_WIDTH = ["method_kwargs.proj_output_dim"]  # FroSSL's auto
+
+
+def test_the_summary_shows_what_each_label_ran_with(tmp_path):
+    for seed in (1, 2):
+        write_job(
+            tmp_path,
+            f"frossl_b64_s{seed}",
+            "frossl",
+            seed,
+            ["optimizer.batch_size=64"],
+            50.0,
+            ran_with=frossl_settings(128),
+            resolved=RESOLVED_WIDTH,
+        )
+    write_job(
+        tmp_path,
+        "frossl_b128_s1",
+        "frossl",
+        1,
+        ["optimizer.batch_size=128"],
+        55.0,
+        ran_with=frossl_settings(256, lr=0.15),
+        resolved=RESOLVED_WIDTH,
+    )
+    vicreg = {"method_kwargs.proj_output_dim": 2048, "method_kwargs.sim_loss_weight": 25.0}
+    vicreg.update(
+        {key: value for key, value in frossl_settings(0).items() if "method_kwargs" not in key}
+    )
+    write_job(
+        tmp_path, "vicreg_b64_s1", "vicreg", 1, ["optimizer.batch_size=64"], 45.0, ran_with=vicreg
+    )
+    report.write_report(tmp_path)
+    summary = (tmp_path / "summary.md").read_text()
+
+    assert "| peak memory (MiB) | ran with |" in summary
+    rows = table_rows(summary)
+    # the resolved width, and the lr that differs from another label's
+    assert rows["frossl optimizer.batch_size=64"][9] == "proj_output_dim=128 lr=0.075"
+    assert rows["frossl optimizer.batch_size=128"][9] == "proj_output_dim=256 lr=0.15"
+    # VICReg's own method_kwargs are compared with VICReg labels only
+    assert rows["vicreg optimizer.batch_size=64"][9] == "lr=0.075"
+    assert "## Settings not as planned" not in summary
+    with (tmp_path / "runs.csv").open() as handle:
+        row = next(r for r in csv.DictReader(handle) if r["job"] == "frossl_b128_s1")
+    assert json.loads(row["ran_with"]) == frossl_settings(256, lr=0.15)
+    assert row["ran_with_source"] == "job"
+
+
+def test_jobs_of_one_label_that_ran_with_different_widths_are_kept_apart(tmp_path):
+    """The same command before and after a change of auto's rule: two folders (two hashes),
+    one label from the overrides, two widths."""
+
+    write_job(
+        tmp_path,
+        "frossl_seed1_old",
+        "frossl",
+        1,
+        [],
+        50.0,
+        day=1,
+        ran_with=frossl_settings(128),
+        resolved=RESOLVED_WIDTH,
+    )
+    write_job(
+        tmp_path,
+        "frossl_seed1_new",
+        "frossl",
+        1,
+        [],
+        40.0,
+        day=2,
+        ran_with=frossl_settings(64),
+        resolved=RESOLVED_WIDTH,
+    )
+    loaded = report.load_sweep(tmp_path)
+    labels = {job.name: job.label for job in loaded.jobs}
+    assert labels == {
+        "frossl_seed1_old": "frossl (ran with proj_output_dim=128)",
+        "frossl_seed1_new": "frossl (ran with proj_output_dim=64)",
+    }
+    assert len(loaded.finished) == 2  # neither replaces the other
+    report.write_report(tmp_path)
+    rows = table_rows((tmp_path / "summary.md").read_text())
+    assert rows["frossl (ran with proj_output_dim=128)"][2] == "50.0 ± -"
+    assert rows["frossl (ran with proj_output_dim=64)"][9] == "proj_output_dim=64"
+
+
+def test_settings_other_than_planned_or_not_recorded_are_flagged(tmp_path):
+    write_job(
+        tmp_path,
+        "frossl_seed1",
+        "frossl",
+        1,
+        [],
+        50.0,
+        ran_with=frossl_settings(64),
+        planned_with=frossl_settings(128),
+        resolved=RESOLVED_WIDTH,
+    )
+    write_job(
+        tmp_path,
+        "frossl_seed2",
+        "frossl",
+        2,
+        ["label=other"],
+        50.0,
+        label="other",
+        planned_with=frossl_settings(128),
+        resolved=RESOLVED_WIDTH,
+    )
+    report.write_report(tmp_path)
+    summary = (tmp_path / "summary.md").read_text()
+    rows = table_rows(summary)
+    assert rows["frossl"][9] == "proj_output_dim=64 (not as planned, see below)"
+    assert rows["other"][9] == "proj_output_dim=128 (planned)"
+    flags = summary.split("## Settings not as planned or not recorded")[1].split("## Overlap")[0]
+    assert "- frossl_seed1 (frossl, seed 1): ran with proj_output_dim=64 (planned 128)" in flags
+    assert "- frossl_seed2 (other, seed 2): no record of the settings it ran with" in flags
+
+
+@pytest.mark.parametrize(
+    "memory", [("cpu_process_peak_rss", "process_start"), ("cpu_peak_rss", None)]
+)
+def test_a_process_high_water_mark_is_not_reported_as_the_jobs_own_peak(tmp_path, memory):
+    """The basic launcher runs every job in one process: a peak since the process started is
+    an earlier job's as often as not. ``cpu_peak_rss`` without ``memory_since``: records
+    written before the peak was reset per epoch."""
+
+    for method, seed in (("frossl", 1), ("vicreg", 1)):
+        write_job(tmp_path, f"{method}_s{seed}", method, seed, [], 50.0, memory=memory)
+    report.write_report(tmp_path)
+    summary = (tmp_path / "summary.md").read_text()
+    for cells in table_rows(summary).values():
+        assert cells[8] == f"{100.0 + 10 + EPOCHS:.0f} (process high-water mark)"
+    note = summary.split("Peak memory, ")[1].split("Ran with:")[0]
+    assert (
+        "'process high-water mark': the training process'" in note and "not the job's own" in note
+    )
+
+
+def test_a_jobs_own_peak_carries_no_tag_but_mixed_kinds_do(tmp_path):
+    write_job(tmp_path, "frossl_s1", "frossl", 1, [], 50.0)
+    write_job(tmp_path, "vicreg_s1", "vicreg", 1, [], 50.0)
+    report.write_report(tmp_path)
+    summary = (tmp_path / "summary.md").read_text()
+    assert table_rows(summary)["frossl"][8] == f"{100.0 + 10 + EPOCHS:.0f}"
+    assert "during each epoch of the job" in summary.split("Peak memory, ")[1]
+    write_job(tmp_path, "vicreg_s2", "vicreg", 2, [], 50.0, memory=("cuda_max_allocated", None))
+    report.write_report(tmp_path)
+    rows = table_rows((tmp_path / "summary.md").read_text())
+    assert rows["frossl"][8] == f"{100.0 + 10 + EPOCHS:.0f} (RSS)"
+    assert (
+        rows["vicreg"][8] == f"{100.0 + 10 + EPOCHS:.0f} (RSS) / {100.0 + 20 + EPOCHS:.0f} (CUDA)"
+    )

@@ -2,6 +2,7 @@
 
 import json
 import resource
+import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -30,6 +31,46 @@ def batch_num_samples(batch: Any) -> int:
     raise ValueError(f"Cannot tell the number of samples of a batch of type {type(batch)}.")
 
 
+PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
+PROC_STATUS = Path("/proc/self/status")
+
+
+def peak_rss_mib() -> Optional[float]:
+    """This process' peak resident set size (``VmHWM`` of /proc/self/status) in MiB; None where
+    it cannot be read (no /proc)."""
+
+    try:
+        lines = PROC_STATUS.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith("VmHWM:"):
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].isdigit():
+                return int(parts[1]) / 1024  # kB
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Resets this process' peak resident set size to its current size (Linux: ``5`` written
+    to /proc/self/clear_refs, see ``man 5 proc``). False where that is not possible (no /proc,
+    not permitted, or no ``VmHWM`` to read afterwards)."""
+
+    try:
+        with PROC_CLEAR_REFS.open("w") as handle:
+            handle.write("5")
+    except OSError:
+        return False
+    return peak_rss_mib() is not None
+
+
+def process_peak_rss_mib() -> float:
+    """The process' peak resident set size since it started (``getrusage``), in MiB."""
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes there, else KiB
+
+
 def _scalar_metrics(metrics: Dict[str, Any]) -> Dict[str, float]:
     scalars = {}
     for key, value in metrics.items():
@@ -52,9 +93,15 @@ class EpochStats(Callback):
       the start of its validation, or to its end when it has none); ``val_time_s``;
     - ``steps``, ``samples`` (summed over processes), ``images_per_s`` = samples /
       train_time_s, and ``step_time_s`` = train_time_s / steps (data loading included);
-    - ``peak_memory_mib`` with ``memory_kind``: on CUDA ``torch.cuda.max_memory_allocated`` during
-      the epoch (``cuda_max_allocated``), else the process' peak resident set size so far
-      (``cpu_peak_rss``, main process only, data-loader workers excluded);
+    - ``peak_memory_mib`` with ``memory_kind`` and ``memory_since``: the job's own peak of the
+      epoch (``memory_since: epoch_start``), on CUDA ``torch.cuda.max_memory_allocated``
+      (``cuda_max_allocated``, reset with ``torch.cuda.reset_peak_memory_stats``), else the
+      training process' peak resident set size (``cpu_peak_rss``: ``VmHWM``, reset at the fit's
+      and each epoch's start through /proc/self/clear_refs; main process only, data-loader
+      workers excluded; memory that an earlier job in the same process still holds counts).
+      Where the peak cannot be reset (no /proc, not permitted), the process' peak since it
+      started (``cpu_process_peak_rss``, ``memory_since: process_start``), which with several
+      jobs in one process (Hydra's basic launcher) may be an earlier job's;
     - ``metrics``: every scalar in ``trainer.callback_metrics`` at the end of the epoch (online
       ``val_acc1``, ``val_knn_acc1``, ``train_<method>_loss_epoch``, ...).
 
@@ -75,6 +122,7 @@ class EpochStats(Callback):
         self._val_time = 0.0
         self._steps = 0
         self._samples = 0
+        self._rss_resets = False  # the process' peak RSS can be reset (Linux /proc)
 
     @staticmethod
     def _now(pl_module: LightningModule) -> float:
@@ -84,12 +132,16 @@ class EpochStats(Callback):
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._fit_start = time.perf_counter()
+        # this job's peak, not an earlier job's of the same process
+        self._rss_resets = pl_module.device.type != "cuda" and reset_peak_rss()
         if trainer.is_global_zero:
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if pl_module.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(pl_module.device)
+        elif self._rss_resets:
+            self._rss_resets = reset_peak_rss()
         self._epoch_start = self._now(pl_module)
         self._train_end = None
         self._val_time = 0.0
@@ -122,12 +174,14 @@ class EpochStats(Callback):
         train_end = self._train_end if self._train_end is not None else now
         train_time = max(train_end - self._epoch_start, 1e-9)
         samples = self._samples * trainer.world_size
+        peak_mib = peak_rss_mib() if self._rss_resets else None
+        memory_kind, memory_since = "cpu_peak_rss", "epoch_start"
         if pl_module.device.type == "cuda":
             memory_kind = "cuda_max_allocated"
             peak_mib = torch.cuda.max_memory_allocated(pl_module.device) / 2**20
-        else:
-            memory_kind = "cpu_peak_rss"
-            peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        elif peak_mib is None:
+            memory_kind, memory_since = "cpu_process_peak_rss", "process_start"
+            peak_mib = process_peak_rss_mib()
         record = {
             "epoch": trainer.current_epoch + 1,
             "wall_time_s": now - (self._fit_start or self._epoch_start),
@@ -139,6 +193,7 @@ class EpochStats(Callback):
             "step_time_s": train_time / max(self._steps, 1),
             "peak_memory_mib": peak_mib,
             "memory_kind": memory_kind,
+            "memory_since": memory_since,
             "world_size": trainer.world_size,
             "metrics": _scalar_metrics(trainer.callback_metrics),
         }

@@ -12,7 +12,7 @@ import platform
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from frossl_plugin import install_hint
 from frossl_plugin.compare.sweep import DONE_FILE, JOB_FILE
@@ -20,12 +20,26 @@ from frossl_plugin.compare.sweep import PLAN_FILE as PLANNED_FILE
 from frossl_plugin.compare.sweep import is_finished
 
 STATS_FILE, SPECTRA_FILE = "epoch_stats.jsonl", "spectrum/spectra.jsonl"
-JOB_COLUMNS = ["job", "label", "method", "seed", "finished"]
+# ran_with: the job's settings (JSON) as the host ran them ("job") or as the sweep planned
+# them ("plan"), see ran_with_source
+JOB_COLUMNS = ["job", "label", "method", "seed", "finished", "ran_with", "ran_with_source"]
 EPOCH_COLUMNS = (
     "epoch wall_time_s train_time_s val_time_s steps samples images_per_s step_time_s "
-    "peak_memory_mib memory_kind online_acc1 online_acc5 knn_acc1 knn_acc5 train_loss "
-    "train_loss_metric rankme_backbone rankme_projector renyi2_backbone renyi2_projector"
+    "peak_memory_mib memory_kind memory_since online_acc1 online_acc5 knn_acc1 knn_acc5 "
+    "train_loss train_loss_metric rankme_backbone rankme_projector renyi2_backbone "
+    "renyi2_projector"
 ).split()
+# what peak_memory_mib is, by the record's memory_kind and memory_since (EpochStats)
+CUDA_PEAK = "torch.cuda.max_memory_allocated during each epoch of the job"
+EPOCH_RSS_PEAK = (
+    "the training process' peak resident memory (CPU) during each epoch of the job (reset at "
+    "the epoch's start; memory an earlier job of the same process still holds counts)"
+)
+PROCESS_RSS_PEAK = (
+    "the training process' peak resident memory (CPU) since the process started, a process "
+    "high-water mark, not the job's own: jobs that share a process (the basic launcher runs "
+    "them all in one) show the largest peak of any job before them"
+)
 CSV_COLUMNS = JOB_COLUMNS + EPOCH_COLUMNS
 # the logged training loss of each method (``<name>_epoch`` is its epoch mean)
 LOSS_METRICS = {
@@ -44,6 +58,30 @@ TARGET_METRICS = {"online": ("online_acc1", "online top-1"), "knn": ("knn_acc1",
 NAN = float("nan")
 PLOT_FILES = "accuracy_vs_epoch.png, accuracy_vs_time.png, effective_rank.png"
 LAYERS = ("backbone", "projector")
+
+
+@dataclass(frozen=True)
+class MemoryKind:
+    """What the ``peak_memory_mib`` of an epoch record measures."""
+
+    job_own: bool  # the job's own peak, not the process' since it started
+    tag: str  # after a value in the summary where needed
+    note: str
+
+
+def memory_kind(row: dict) -> MemoryKind:
+    """The :class:`MemoryKind` of an epoch record. Records from before ``memory_since`` existed
+    carry ``cpu_peak_rss`` without it: the process' high-water mark."""
+
+    kind, since = row.get("memory_kind"), row.get("memory_since")
+    if kind == "cuda_max_allocated":
+        return MemoryKind(True, "CUDA", CUDA_PEAK)
+    if kind == "cpu_peak_rss" and since == "epoch_start":
+        return MemoryKind(True, "RSS", EPOCH_RSS_PEAK)
+    if kind in ("cpu_peak_rss", "cpu_process_peak_rss"):
+        return MemoryKind(False, "process high-water mark", PROCESS_RSS_PEAK)
+    name = str(kind or "unknown")
+    return MemoryKind(False, name, "a kind of measurement this report does not know")
 
 
 def plots_available() -> bool:
@@ -179,6 +217,13 @@ class Job:
     rows: List[dict] = field(default_factory=list)
     spectra: Dict[tuple, dict] = field(default_factory=dict)  # (epoch, layer) -> record
     superseded_by: Optional[str] = None
+    # the settings (sweep.run_settings) the job ran with, by its done.json ("job", read from
+    # the host's args.json), else as the sweep planned them ("plan"); None: neither is known
+    ran_with: Optional[Dict[str, Any]] = None
+    ran_with_source: str = ""
+    ran_with_note: str = ""  # why a finished job recorded no settings
+    resolved_keys: List[str] = field(default_factory=list)  # placeholders the host resolved
+    disagreements: Dict[str, dict] = field(default_factory=dict)  # planned vs ran, by key
 
 
 def job_rows(job: Job) -> List[dict]:
@@ -207,7 +252,11 @@ def _new_job(name: str, info: dict) -> Job:
     seed = info.get("seed", overrides.get("seed"))
     method = info.get("method") or overrides.get("preset", "unknown")
     seed = int(seed) if str(seed).lstrip("-").isdigit() else None
-    return Job(info.get("name") or name, method, seed, overrides, info.get("label") or "")
+    job = Job(info.get("name") or name, method, seed, overrides, info.get("label") or "")
+    if isinstance(info.get("planned_with"), dict):
+        job.ran_with, job.ran_with_source = info["planned_with"], "plan"
+    job.resolved_keys = list(info.get("resolved_keys") or [])
+    return job
 
 
 def _load_job(job_file: Path) -> Job:
@@ -218,6 +267,12 @@ def _load_job(job_file: Path) -> Job:
     # the sweeper's own test: done.json for this config (an earlier config's does not count)
     job.finished = is_finished(directory, info.get("config_hash"))
     job.last_time = done.get("finished_at") or info.get("started_at") or ""
+    if job.finished and isinstance(done.get("ran_with"), dict):
+        job.ran_with, job.ran_with_source = done["ran_with"], "job"
+        job.disagreements = done.get("disagreements") or {}
+        job.resolved_keys = list(done.get("resolved_keys") or job.resolved_keys)
+    elif job.finished:
+        job.ran_with_note = done.get("ran_with_note") or "its done.json records no settings"
     job.directory = directory
     job.spectra = {(r["epoch"], r["layer"]): r for r in read_jsonl(directory / SPECTRA_FILE)}
     job.rows = job_rows(job)
@@ -254,6 +309,53 @@ def derive_labels(jobs: Sequence[Job]) -> None:
         job.label = " ".join(([job.method] if several_methods else []) + [job.label] + pairs)
 
 
+def setting_text(value: Any) -> str:
+    """A setting's value as the summary and labels show it."""
+
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(setting_text(item) for item in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def _short_keys(jobs: Sequence[Job]) -> Dict[str, str]:
+    """Setting key -> the name the summary shows: its last part (``proj_output_dim``), or the
+    whole key where two keys of the sweep share that last part."""
+
+    keys = {key for job in jobs for key in (job.ran_with or {})}
+    last = [key.rsplit(".", 1)[-1] for key in keys]
+    return {
+        key: key.rsplit(".", 1)[-1] if last.count(key.rsplit(".", 1)[-1]) == 1 else key
+        for key in keys
+    }
+
+
+def split_by_settings(jobs: Sequence[Job]) -> None:
+    """Keeps apart the jobs of one label and method that ran with different settings (FroSSL's
+    ``proj_output_dim: auto`` resolved by two rules, or at two batches the label does not
+    name): their label gets ``(ran with <key>=<value> ...)`` of the settings that differ. Jobs
+    whose settings are unknown keep their label."""
+
+    short = _short_keys(jobs)
+    groups: Dict[tuple, List[Job]] = {}
+    for job in jobs:
+        if job.ran_with is not None:
+            groups.setdefault((job.label, job.method), []).append(job)
+    for group in groups.values():
+        keys = sorted({key for job in group for key in job.ran_with})
+        differ = [
+            key for key in keys if len({setting_text(job.ran_with.get(key)) for job in group}) > 1
+        ]
+        if not differ:
+            continue
+        for job in group:
+            pairs = " ".join(f"{short[k]}={setting_text(job.ran_with.get(k))}" for k in differ)
+            job.label = f"{job.label} (ran with {pairs})"
+
+
 def _label_seed(job: Job) -> tuple:
     return job.label, -1 if job.seed is None else job.seed
 
@@ -285,9 +387,10 @@ class Sweep:
 
 def load_sweep(sweep_dir) -> Sweep:
     """Reads every job folder (one with a job.json) of ``sweep_dir`` and the planned jobs of its
-    sweep_jobs.json, derives the labels and marks duplicates of a label and seed as superseded
-    by the one that finished (else started) last; a planned job never started is superseded by
-    a started one of its label and seed.
+    sweep_jobs.json, derives the labels (jobs of one label that ran with different settings get
+    them in their label, :func:`split_by_settings`) and marks duplicates of a label and seed as
+    superseded by the one that finished (else started) last; a planned job never started is
+    superseded by a started one of its label and seed.
 
     Raises:
         ValueError: if ``sweep_dir`` is not a folder or holds no job folder.
@@ -307,6 +410,7 @@ def load_sweep(sweep_dir) -> Sweep:
         jobs.setdefault(name, _new_job(name, entry))
     sweep = Sweep(directory, sorted(jobs.values(), key=lambda job: job.name))
     derive_labels(sweep.jobs)
+    split_by_settings(sweep.jobs)
     # a planned job that never started counts as older than any started one
     for _, same in itertools.groupby(sorted(sweep.jobs, key=_label_seed), key=_label_seed):
         same = sorted(same, key=lambda j: (j.directory is not None, _timestamp(j.last_time)))
@@ -317,10 +421,6 @@ def load_sweep(sweep_dir) -> Sweep:
 
 def _last(rows: List[dict], key: str) -> float:
     return next((row[key] for row in reversed(rows) if _finite(row.get(key))), NAN)
-
-
-def _nan_max(rows: List[dict], key: str) -> float:
-    return max((row[key] for row in rows if _finite(row.get(key))), default=NAN)
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -362,11 +462,102 @@ def _by_label(jobs: Sequence[Job]) -> Dict[str, List[Job]]:
     }
 
 
+def ran_with_cells(groups: Dict[str, List[Job]]) -> Dict[str, str]:
+    """Per label, the settings its jobs ran with that differ from another label's (a method's
+    own ``method_kwargs``: from another label of the same method) or that the host resolved
+    from a placeholder (FroSSL's ``proj_output_dim: auto``), as ``key=value`` pairs;
+    ``(planned)`` where the jobs recorded none and the sweep's planned values are shown."""
+
+    jobs_of = {
+        label: [job for job in jobs if job.ran_with is not None] for label, jobs in groups.items()
+    }
+    short = _short_keys([job for jobs in groups.values() for job in jobs])
+    values: Dict[str, Dict[str, set]] = {}
+    order: Dict[str, int] = {}
+    for label, jobs in jobs_of.items():
+        values[label] = {}
+        for job in jobs:
+            for key, value in job.ran_with.items():
+                order.setdefault(key, len(order))
+                values[label].setdefault(key, set()).add(setting_text(value))
+    methods = {label: {job.method for job in jobs} for label, jobs in groups.items()}
+    cells = {}
+    for label, jobs in groups.items():
+        if not jobs_of[label]:
+            cells[label] = "not recorded"
+            continue
+        resolved = {key for job in jobs_of[label] for key in job.resolved_keys}
+        shown = []
+        for key in sorted(values[label], key=order.get):
+            others = [
+                other
+                for other in groups
+                if other != label
+                and key in values[other]
+                and (not key.startswith("method_kwargs.") or methods[other] & methods[label])
+            ]
+            if key in resolved or any(values[o][key] != values[label][key] for o in others):
+                shown.append(f"{short[key]}={'/'.join(sorted(values[label][key]))}")
+        cell = " ".join(shown) or "-"
+        sources = {job.ran_with_source for job in jobs_of[label]}
+        if sources == {"plan"}:
+            cell += " (planned)"
+        elif "plan" in sources or len(jobs_of[label]) < len(jobs):
+            cell += " (partly planned or not recorded)"
+        if any(job.disagreements for job in jobs):
+            cell += " (not as planned, see below)"
+        cells[label] = cell
+    return cells
+
+
+def memory_cell(jobs: Sequence[Job], tagged) -> str:
+    """The largest peak memory over the epochs and seeds of ``jobs``, one value per kind of
+    measurement, each followed by its tag where ``tagged(kind)``."""
+
+    peaks: Dict[MemoryKind, float] = {}
+    for row in (row for job in jobs for row in job.rows if _finite(row.get("peak_memory_mib"))):
+        kind, value = memory_kind(row), row["peak_memory_mib"]
+        peaks[kind] = max(peaks[kind], value) if kind in peaks else value
+    if not peaks:
+        return "-"
+    return " / ".join(
+        _fmt(peak, 0) + (f" ({kind.tag})" if tagged(kind) else "") for kind, peak in peaks.items()
+    )
+
+
+def _settings_flags(sweep: Sweep) -> List[str]:
+    """Lines on finished jobs that ran with settings other than planned, or recorded none."""
+
+    short = _short_keys(sweep.jobs)
+    lines = []
+    for job in sweep.finished:
+        where = f"{job.name} ({job.label}, seed {job.seed})"
+        if job.disagreements:
+            differences = ", ".join(
+                f"{short.get(key, key)}={setting_text(pair.get('ran'))} (planned "
+                f"{setting_text(pair.get('planned'))})"
+                for key, pair in sorted(job.disagreements.items())
+            )
+            lines.append(f"- {where}: ran with {differences}")
+        if job.ran_with_source != "job":
+            shown = "the planned settings are shown" if job.ran_with else "none is shown"
+            why = job.ran_with_note or "its done.json records no settings"
+            lines.append(f"- {where}: no record of the settings it ran with ({why}); {shown}")
+    return lines
+
+
 def summary_markdown(sweep: Sweep, target: float, target_source: str, metric: str) -> str:
-    """The Markdown summary: context, one row per label over its finished jobs, the overlap of
-    the labels' final ``metric`` (``online_acc1`` or ``knn_acc1``) and the missing jobs."""
+    """The Markdown summary: context, one row per label over its finished jobs, the jobs that
+    ran with settings other than planned, the overlap of the labels' final ``metric``
+    (``online_acc1`` or ``knn_acc1``) and the missing jobs."""
 
     groups = _by_label(sweep.finished)
+    kinds = {memory_kind(row) for job in sweep.finished for row in job.rows}
+
+    def tagged(kind: MemoryKind) -> bool:  # a process high-water mark, or kinds to tell apart
+        return not kind.job_own or len(kinds) > 1
+
+    settings = ran_with_cells(groups)
     name = dict(TARGET_METRICS.values())[metric]
     lines = ["# Sweep report", ""]
     lines += [
@@ -377,8 +568,9 @@ def summary_markdown(sweep: Sweep, target: float, target_source: str, metric: st
         f"- target: {name} >= {_fmt(target, 2)} % ({target_source})",
         "",
         "| label | seeds | final online top-1 (%) | final kNN top-1 (%) | epochs to target "
-        "| wall time to target (s) | mean step time (ms) | images/s | peak memory (MiB) |",
-        "|" + " --- |" * 9,
+        "| wall time to target (s) | mean step time (ms) | images/s | peak memory (MiB) "
+        "| ran with |",
+        "|" + " --- |" * 10,
     ]
     finals = {}
     for label, jobs in groups.items():
@@ -395,18 +587,32 @@ def summary_markdown(sweep: Sweep, target: float, target_source: str, metric: st
             _pm([r["wall_time_s"] for r in reached]),
             _fmt(1000 * _mean([_after_first(j.rows, "step_time_s") for j in jobs])),
             _fmt(_mean([_after_first(j.rows, "images_per_s") for j in jobs])),
-            _fmt(max([_nan_max(j.rows, "peak_memory_mib") for j in jobs]), 0),
+            memory_cell(jobs, tagged),
+            settings[label],
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    kinds = sorted({row.get("memory_kind") or "?" for j in sweep.finished for row in j.rows})
+    memory = "; ".join(
+        (f"'{kind.tag}': " if tagged(kind) else "") + kind.note
+        for kind in sorted(kinds, key=lambda kind: (not kind.job_own, kind.tag))
+    )
     lines += [
         "",
         "Mean ± sample std over the seeds of a label (std '-' with one seed). Final accuracy: "
         "the last recorded value of each seed. Epochs and wall time to target: the first epoch "
         "whose accuracy reaches the target, over the seeds that reached it; wall time counts "
         "from the start of the job. Step time and images/s: epochs after the first, averaged "
-        f"over seeds. Peak memory: the largest over seeds ({', '.join(kinds)}). runs.csv has "
-        "every recorded epoch of every job, unfinished and superseded ones included.",
+        "over seeds. Peak memory, the largest over epochs and seeds: "
+        f"{memory or 'none recorded'}. Ran with: the settings the jobs ran with, from the "
+        "config the host parsed (its args.json), that differ from another label's (a method's "
+        "own method_kwargs: from another label of the same method) or that the host resolved "
+        "from a placeholder (FroSSL's proj_output_dim: auto); jobs of one label that ran with "
+        "different settings get them in their label. runs.csv has every recorded epoch of every "
+        "job, unfinished and superseded ones included.",
+    ]
+    flags = _settings_flags(sweep)
+    if flags:
+        lines += ["", "## Settings not as planned or not recorded", ""] + flags
+    lines += [
         "",
         "## Overlap",
         "",
@@ -449,7 +655,9 @@ def write_csv(sweep: Sweep, path: Path) -> Path:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         for job in (job for job in sweep.jobs if job.directory):
-            head = dict(zip(JOB_COLUMNS, (job.name, job.label, job.method, job.seed, job.finished)))
+            ran_with = json.dumps(job.ran_with) if job.ran_with is not None else ""
+            values = (job.name, job.label, job.method, job.seed, job.finished)
+            head = dict(zip(JOB_COLUMNS, values + (ran_with, job.ran_with_source)))
             for row in job.rows:
                 writer.writerow({**head, **{key: row.get(key, "") for key in EPOCH_COLUMNS}})
     return path

@@ -3,22 +3,29 @@
 The sweeper (``hydra/sweeper=frossl_resumable``, hydra_plugins/frossl_plugin/frossl_sweeper.py)
 composes every job's config before launching, names its folder
 ``<method>_seed<seed>_<config hash>`` and skips jobs whose folder holds ``done.json`` for the
-same config. Inside each job, the plugin's Hydra callback calls :func:`start_job` and
+same config. The hash is that of the config the job will run with, as the host resolves it
+(:func:`resolve_task`: the host's ``parse_cfg`` and the method's ``add_and_assert_specific_cfg``,
+which turn FroSSL's ``proj_output_dim: auto`` into a width), so that a change of such a rule
+gives new folders. Inside each job, the plugin's Hydra callback calls :func:`start_job` and
 :func:`finish_job`, which write ``job.json``, ``resolved_config.yaml`` and, once the job
-completed, ``done.json``. Imports only the standard library and OmegaConf at the top.
+completed, ``done.json`` with the settings the host ran with (read from its ``args.json``).
+Imports only the standard library and OmegaConf at the top.
 """
 
 import datetime
 import hashlib
 import json
+import math
 import os
 import shutil
 import signal
 import socket
 import threading
 import time
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -34,6 +41,12 @@ ATTEMPT_OUTPUTS = ("epoch_stats.jsonl", "spectrum", "trained_models", "lightning
 OWNER_ENV = "FROSSL_SWEEP_OWNER"
 OWNER_POLL_S = 2.0
 STOP_GRACE_S = 30.0
+# sections the host's parse_cfg adds only when one of its optional dependencies imports (DALI,
+# UMAP): left out of a job's identity unless its config sets them, so that installing one does
+# not rename every job
+OPTIONAL_HOST_SECTIONS = ("dali", "auto_umap")
+# where the host's Checkpointer writes the parsed config: <checkpoint.dir>/<method>/<version>/
+HOST_ARGS_FILE = "args.json"
 
 
 def _now() -> str:
@@ -47,11 +60,156 @@ def task_config(config: DictConfig) -> DictConfig:
     return task
 
 
-def config_hash(config: DictConfig) -> str:
-    """Hash of the job's task config as composed (interpolations unresolved)."""
+def composed_hash(config: DictConfig) -> str:
+    """Hash of the job's task config as composed (interpolations unresolved): a job's identity
+    where the host cannot resolve its config."""
 
     text = OmegaConf.to_yaml(task_config(config), resolve=False, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass
+class Resolution:
+    """A job's task config before and after the host resolved it."""
+
+    composed: Optional[dict]  # interpolations resolved, before the host; None: unresolvable
+    resolved: Optional[dict]  # as the host will run it; None: not resolved, see ``note``
+    note: Optional[str] = None  # why ``resolved`` is None
+
+
+def _describe(err: BaseException) -> str:
+    where = traceback.extract_tb(err.__traceback__)
+    place = f" at {Path(where[-1].filename).name}:{where[-1].lineno}" if where else ""
+    return f"{type(err).__name__}{place}: {err}" if str(err) else f"{type(err).__name__}{place}"
+
+
+def resolve_task(config: DictConfig) -> Resolution:
+    """The task config of ``config`` as the host's ``main_pretrain.py`` will run it.
+
+    A copy goes through the host's own path: ``solo.args.pretrain.parse_cfg`` (defaults, the
+    number of large and small crops, the lr scaled by the batch and devices; for an image folder
+    it counts the classes of ``data.train_path``), then
+    ``METHODS[cfg.method].add_and_assert_specific_cfg`` (the method's defaults and resolution:
+    FroSSL's ``proj_output_dim: auto`` becomes a width there), with FroSSL registered first.
+    ``OPTIONAL_HOST_SECTIONS`` the config does not set are left out. ``config`` is not changed.
+
+    Returns:
+        Resolution: ``resolved`` None, with the reason in ``note``, when the host cannot be
+        imported or fails on the config.
+    """
+
+    task = task_config(config)
+    try:
+        composed = OmegaConf.to_container(task, resolve=True)
+    except Exception as err:
+        return Resolution(None, None, f"its interpolations do not resolve ({_describe(err)})")
+    try:
+        from frossl_plugin.host import install
+
+        install()  # FroSSL into METHODS
+        from solo.args.pretrain import parse_cfg
+        from solo.methods import METHODS
+    except Exception as err:
+        return Resolution(composed, None, f"the host cannot be imported ({_describe(err)})")
+    method = composed.get("method")
+    try:
+        cfg = OmegaConf.create(composed)  # a copy: the host changes it
+        OmegaConf.set_struct(cfg, False)  # as main_pretrain.py does: the host adds keys
+        cfg = parse_cfg(cfg)
+        if method not in METHODS:
+            raise ValueError(f"method {method!r} is not among the host's {sorted(METHODS)}")
+        cfg = METHODS[method].add_and_assert_specific_cfg(cfg)
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    except Exception as err:
+        note = f"the host's parse_cfg or {method}.add_and_assert_specific_cfg failed on it"
+        return Resolution(composed, None, f"{note} ({_describe(err)})")
+    for key in OPTIONAL_HOST_SECTIONS:
+        if key not in composed:
+            resolved.pop(key, None)
+    return Resolution(composed, resolved)
+
+
+def resolved_hash(resolved: dict) -> str:
+    """Hash of a task config as the host resolved it (:func:`resolve_task`)."""
+
+    text = OmegaConf.to_yaml(OmegaConf.create(resolved), resolve=False, sort_keys=True)
+    return hashlib.sha256(f"resolved by the host\n{text}".encode()).hexdigest()[:12]
+
+
+def config_hash(config: DictConfig, resolution: Optional[Resolution] = None) -> str:
+    """A job's identity: the hash of its task config as the host resolves it, so that the same
+    command and rules always give the same hash (whatever the launcher) and a change of what
+    the host makes of it (FroSSL's ``proj_output_dim: auto``, the lr scaling) a new one. Where
+    the host cannot resolve it, the hash of the composed config (:func:`composed_hash`).
+
+    Args:
+        config (DictConfig): the job's composed config (its ``hydra`` section is left out).
+        resolution (Optional[Resolution]): ``resolve_task(config)``, if already computed.
+    """
+
+    resolution = resolution or resolve_task(config)
+    if resolution.resolved is None:
+        return composed_hash(config)
+    return resolved_hash(resolution.resolved)
+
+
+def run_settings(cfg: Optional[dict]) -> Optional[Dict[str, Any]]:
+    """The settings of a task config that the report shows and checks, by dotted key: every
+    ``method_kwargs.<key>``, ``optimizer.lr``, ``data.num_large_crops``,
+    ``data.num_small_crops`` and ``augmentations.crop_size`` (one per pipeline); None for None.
+    """
+
+    if cfg is None:
+        return None
+    settings: Dict[str, Any] = {}
+    for key, value in sorted((cfg.get("method_kwargs") or {}).items()):
+        settings[f"method_kwargs.{key}"] = value
+    if "lr" in (cfg.get("optimizer") or {}):
+        settings["optimizer.lr"] = cfg["optimizer"]["lr"]
+    for key in ("num_large_crops", "num_small_crops"):
+        if key in (cfg.get("data") or {}):
+            settings[f"data.{key}"] = cfg["data"][key]
+    pipelines = [item for item in cfg.get("augmentations") or [] if isinstance(item, dict)]
+    if pipelines:
+        settings["augmentations.crop_size"] = [item.get("crop_size") for item in pipelines]
+    return settings
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b))
+        return numbers and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+
+
+def settings_disagreements(
+    planned: Optional[Dict[str, Any]], ran: Optional[Dict[str, Any]]
+) -> Dict[str, Dict[str, Any]]:
+    """``{key: {"planned": ..., "ran": ...}}`` for every setting whose values differ; empty
+    when either side is unknown (None)."""
+
+    if planned is None or ran is None:
+        return {}
+    return {
+        key: {"planned": planned.get(key), "ran": ran.get(key)}
+        for key in sorted(set(planned) | set(ran))
+        if not _same(planned.get(key), ran.get(key))
+    }
+
+
+def resolved_keys(
+    composed: Optional[Dict[str, Any]], resolved: Optional[Dict[str, Any]]
+) -> List[str]:
+    """The settings the host resolved from a placeholder: composed as a string (FroSSL's
+    ``proj_output_dim: auto``) and run with another value."""
+
+    if composed is None or resolved is None:
+        return []
+    return sorted(
+        key
+        for key, value in composed.items()
+        if isinstance(value, str) and key in resolved and resolved[key] != value
+    )
 
 
 def job_name(config: DictConfig, digest: str) -> str:
@@ -80,14 +238,26 @@ def is_finished(job_dir: Path, digest: str) -> bool:
 
 
 class PlannedJob:
+    """A job of the sweep: its overrides, identity (:func:`config_hash` of the config the host
+    will run), folder name and the settings it is planned to run with."""
+
     def __init__(self, overrides: Sequence[str], config: DictConfig, sweep_dir: Path):
         self.overrides = list(overrides)
-        self.digest = config_hash(config)
+        self.resolution = resolve_task(config)
+        self.digest = config_hash(config, self.resolution)
         self.name = job_name(config, self.digest)
         self.method = str(config.get("method"))
         self.seed = config.get("seed")
         self.label = config.get("label")  # as job.json records it, for jobs never started
+        self.planned_with = run_settings(self.resolution.resolved)
+        composed = run_settings(self.resolution.composed)
+        self.resolved_keys = resolved_keys(composed, self.planned_with)
         self.finished = is_finished(sweep_dir / self.name, self.digest)
+
+    @property
+    def identity(self) -> str:
+        """``resolved`` (hash of the config as the host resolves it) or ``composed``."""
+        return "composed" if self.resolution.resolved is None else "resolved"
 
     def launch_overrides(self) -> List[str]:
         return self.overrides + [f"hydra.sweep.subdir={self.name}"]
@@ -104,6 +274,10 @@ def record_plan(sweep_dir: Path, jobs: List[PlannedJob]) -> None:
             "seed": job.seed,
             "label": job.label,
             "config_hash": job.digest,
+            "identity": job.identity,
+            "identity_note": job.resolution.note,
+            "planned_with": job.planned_with,
+            "resolved_keys": job.resolved_keys,
         }
     sweep_dir.mkdir(parents=True, exist_ok=True)
     _write_json(sweep_dir / PLAN_FILE, plan)
@@ -205,16 +379,21 @@ def start_job(config: DictConfig) -> None:
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
+    planned = planned_entry(job_dir)
     _write_json(
         job_dir / JOB_FILE,
         {
             "name": job_dir.name,
-            "config_hash": config_hash(config),
+            # the sweeper's identity of this job; recomputed only for a job it did not plan
+            "config_hash": planned.get("config_hash") or config_hash(config),
             "method": str(config.get("method")),
             "seed": config.get("seed"),
             "label": config.get("label"),
             "overrides": list(config.hydra.overrides.task),
+            "planned_with": planned.get("planned_with"),
+            "resolved_keys": planned.get("resolved_keys") or [],
             "started_at": _now(),
+            "started_at_s": time.time(),
             "pid": os.getpid(),
         },
     )
@@ -222,8 +401,62 @@ def start_job(config: DictConfig) -> None:
     watch_owner(os.environ.get(OWNER_ENV))
 
 
+def planned_entry(job_dir: Path) -> dict:
+    """The sweep's ``sweep_jobs.json`` entry of the job in ``job_dir`` ({} if none)."""
+
+    plan = read_json(job_dir.parent / PLAN_FILE) or {}
+    entry = (plan.get("jobs") or {}).get(job_dir.name)
+    return entry if isinstance(entry, dict) else {}
+
+
+def _resolve_interpolations(args: dict) -> dict:
+    try:
+        return OmegaConf.to_container(OmegaConf.create(args), resolve=True)
+    except Exception:
+        return args  # as written: an interpolation that needs Hydra's runtime stays text
+
+
+class HostArgs(NamedTuple):
+    """The config a job's host ran with, as its ``args.json`` holds it."""
+
+    config: Optional[dict]  # None: not found, see ``note``
+    path: Optional[Path]
+    note: Optional[str]
+
+
+def host_args(config: DictConfig, since: Optional[float] = None) -> HostArgs:
+    """The config the host ran with: the ``args.json`` its Checkpointer wrote into
+    ``<checkpoint.dir>/<method>/<version>/`` (relative to the job's working directory) during
+    this run, i.e. modified at or after ``since`` (seconds since the epoch). Outside the job's
+    folder (an absolute ``checkpoint.dir`` that jobs share), only when it is the only one.
+    """
+
+    directory = Path(str(OmegaConf.select(config, "checkpoint.dir", default="trained_models")))
+    directory = directory.absolute() / str(config.get("method"))
+    found = [
+        path
+        for path in directory.glob(f"*/{HOST_ARGS_FILE}")
+        if since is None or path.stat().st_mtime >= since - 1.0
+    ]
+    if not found:
+        enabled = OmegaConf.select(config, "checkpoint.enabled", default=None)
+        why = " (checkpoint.enabled is false)" if enabled is False else ""
+        return HostArgs(None, None, f"the host wrote no {HOST_ARGS_FILE} under {directory}{why}")
+    inside = directory.is_relative_to(Path(config.hydra.runtime.output_dir).absolute())
+    if len(found) > 1 and not inside:
+        names = ", ".join(sorted(str(path) for path in found))
+        return HostArgs(None, None, f"several {HOST_ARGS_FILE} written during the job: {names}")
+    path = max(found, key=lambda item: item.stat().st_mtime)
+    args = read_json(path)
+    if not isinstance(args, dict):
+        return HostArgs(None, path, f"{path} is not a JSON object")
+    return HostArgs(_resolve_interpolations(args), path, None)
+
+
 def finish_job(config: DictConfig, job_return: Any) -> None:
-    """Writes ``done.json`` when the job completed."""
+    """Writes ``done.json`` when the job completed, with the settings the host ran with
+    (:func:`run_settings` of its ``args.json``) and, where they differ from those the sweep
+    planned, the differences (also printed)."""
 
     from hydra.core.utils import JobStatus
 
@@ -231,12 +464,28 @@ def finish_job(config: DictConfig, job_return: Any) -> None:
         return
     job_dir = Path(config.hydra.runtime.output_dir)
     started = read_json(job_dir / JOB_FILE) or {}
+    ran, source, note = host_args(config, started.get("started_at_s"))
+    ran_with = run_settings(ran)
+    planned_with = started.get("planned_with")
+    disagreements = settings_disagreements(planned_with, ran_with)
+    if disagreements:
+        print(
+            f"frossl-plugin: job {job_dir.name} ran with settings other than the sweep planned "
+            f"(its folder name and hash follow the plan): {json.dumps(disagreements)}",
+            flush=True,
+        )
     _write_json(
         job_dir / DONE_FILE,
         {
-            "config_hash": config_hash(config),
+            "config_hash": started.get("config_hash") or config_hash(config),
             "started_at": started.get("started_at"),
             "finished_at": _now(),
+            "ran_with": ran_with,
+            "ran_with_source": os.path.relpath(source, job_dir) if source else None,
+            "ran_with_note": note,
+            "planned_with": planned_with,
+            "resolved_keys": started.get("resolved_keys") or [],
+            "disagreements": disagreements,
         },
     )
 

@@ -5,6 +5,12 @@ config hash (``<method>_seed<seed>_<hash>``, stable across reruns and launchers)
 whose folder holds ``done.json`` for the same config, and hands the rest to whichever Hydra
 launcher is configured (basic, joblib, submitit_local, submitit_slurm, ...). SIGINT or SIGTERM
 stops the sweep with exit code 130 or 143; rerunning the command resumes it.
+
+The hash is that of the config as the host will run it (frossl_plugin/compare/sweep.py,
+``resolve_task``: the host's ``parse_cfg`` and the method's ``add_and_assert_specific_cfg``), so
+a job whose resolved values change (FroSSL's ``proj_output_dim: auto`` under another rule) gets a
+new folder and runs again. Where the host cannot resolve a job's config, the sweeper says so and
+hashes the composed config instead.
 """
 
 import sys
@@ -50,6 +56,14 @@ class ResumableSweeper(BasicSweeper):
             for job in all_overrides
         ]
         jobs.record_plan(sweep_dir, planned)
+        unresolved = [job for job in planned if job.identity != "resolved"]
+        if unresolved:
+            _say(
+                f"{len(unresolved)} of {len(planned)} jobs are named by their composed config, "
+                "not by the config the host will run (a change of what the host resolves, "
+                "such as proj_output_dim: auto, will not rerun them): "
+                f"{unresolved[0].name}: {unresolved[0].resolution.note}"
+            )
         todo = [job for job in planned if not job.finished]
         _say(
             f"{len(planned)} jobs in {sweep_dir}: {len(planned) - len(todo)} finished before "
