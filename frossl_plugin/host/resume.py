@@ -82,13 +82,13 @@ def _compared(flat: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def config_differences(saved: Dict[str, Any], current: Dict[str, Any]) -> List[str]:
-    """``key: saved -> current`` for every compared setting that differs (see
-    :data:`NOT_COMPARED`), in key order."""
+    """``key: checkpoint <saved>, this run <current>`` for every compared setting that differs
+    (see :data:`NOT_COMPARED`), in key order."""
 
     saved, current = _compared(_flatten(saved)), _compared(_flatten(current))
     missing = object()
     return [
-        f"{key}: {saved.get(key, '(unset)')!r} -> {current.get(key, '(unset)')!r}"
+        f"{key}: checkpoint {saved.get(key, '(unset)')!r}, this run {current.get(key, '(unset)')!r}"
         for key in sorted(set(saved) | set(current))
         if saved.get(key, missing) != current.get(key, missing)
     ]
