@@ -311,3 +311,16 @@ def test_a_stale_split_never_replaces_a_folder_not_made_here(tmp_path):
     with pytest.raises(ValueError, match="was not made by compare"):
         prepare_image_folder(data, tmp_path / "out")
     assert (split.val / "notes.txt").read_text() == "keep me"
+
+
+def test_the_content_digest_follows_the_images_used(tmp_path):
+    """compare passes it to every job (data.content_digest): it is part of the jobs' identity."""
+
+    root = _flat_folder(tmp_path / "flat", [20, 20])
+    first = prepare_image_folder(root, tmp_path / "out")
+    assert len(first.content) == 16
+    assert prepare_image_folder(root, tmp_path / "out").content == first.content
+    subset = prepare_image_folder(root, tmp_path / "out", val_subset=2)
+    assert subset.content != first.content  # other validation images
+    shutil.copyfile(root / "class0" / "img0.png", root / "class0" / "added.png")
+    assert prepare_image_folder(root, tmp_path / "out").content != first.content

@@ -104,7 +104,13 @@ def data_overrides(args: argparse.Namespace, out: Path) -> List[str]:
         augmentations = IMAGE_FOLDER_AUGMENTATIONS
         crop = args.crop_size or min(folder.image_side, 224)
         print(f"compare: data {args.data}: {folder.description}; crop {crop} px", flush=True)
-        overrides = [f"data.train_path={folder.train}", f"data.val_path={folder.val}"]
+        overrides = [
+            f"data.train_path={folder.train}",
+            f"data.val_path={folder.val}",
+            # part of every job's identity: images added or changed later give new jobs, and a
+            # job never resumes a checkpoint trained on other images (the host ignores the key)
+            f"++data.content_digest={folder.content}",
+        ]
     if args.views > 2:
         augmentations = MULTIVIEW_AUGMENTATIONS[augmentations]
         overrides.append(f"augmentations.1.num_crops={args.views - 2}")

@@ -37,6 +37,7 @@ class FolderSplit:
     val: Path
     description: str  # how the split was obtained, for the summary
     image_side: int  # smaller side of the first training image (the default crop size)
+    content: str = ""  # digest of the train and val images used (see content_digest)
 
 
 def _images(folder: Path) -> List[Path]:
@@ -324,8 +325,9 @@ def prepare_image_folder(
             + _remade_note((train_action, val_action), "split")
         )
 
+    used_val = val
     if val_subset is not None and val_subset < sum(map(len, val.values())):
-        subset = _subset_per_class(val, val_subset, seed)
+        subset = used_val = _subset_per_class(val, val_subset, seed)
         manifest = {
             "source": str(val_dir),
             "content": content_digest(val, root),
@@ -340,4 +342,9 @@ def prepare_image_folder(
     first_image = next(image for images in train.values() for image in images)
     with Image.open(first_image) as image:
         side = min(image.size)
-    return FolderSplit(train=train_dir, val=val_dir, description=description, image_side=side)
+    content = hashlib.sha256(
+        f"{content_digest(train, root)} {content_digest(used_val, root)}".encode()
+    ).hexdigest()[:16]
+    return FolderSplit(
+        train=train_dir, val=val_dir, description=description, image_side=side, content=content
+    )
