@@ -4,9 +4,9 @@ Importing this package is cheap: it imports neither torch nor the host. ``regist
 both and adds FroSSL to ``solo.methods.METHODS``.
 """
 
-__version__ = "0.1.0"
+from frossl_plugin.host.methods import METHOD_NAME  # light: no torch, no host
 
-METHOD_NAME = "frossl"
+__version__ = "0.1.0"
 
 
 def register() -> None:

@@ -240,6 +240,20 @@ FORBIDDEN = {
 
 
 @pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_lower_layers_never_import_the_package_root(layer):
+    """``from frossl_plugin import ...`` runs back up the layering: the root package sits above
+    every layer (it re-exports from them)."""
+
+    offenders = [
+        str(path.relative_to(PACKAGE_ROOT))
+        for path in sorted((PACKAGE_ROOT / layer).rglob("*.py"))
+        if PULL_REQUEST_FILES not in path.parents
+        and "frossl_plugin" in _imported_names(path, module_level_only=False)
+    ]
+    assert offenders == []
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
 def test_import_layering(layer):
     """The plugin is layered, lowest first: losses (pure torch; exported upstream), methods (the
     host's public BaseMethod), host (every contact with solo-learn's or timm's internals, one

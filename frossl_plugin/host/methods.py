@@ -5,6 +5,8 @@ import warnings
 
 from frossl_plugin.host.patches import expect, set_item
 
+METHOD_NAME = "frossl"  # FroSSL's key in the host's registry, solo.methods.METHODS
+
 
 def import_host_methods():
     """Returns the host's ``solo.methods`` module, or raises an ImportError that says how to
@@ -31,8 +33,6 @@ def register_methods() -> None:
     Raises:
         HostMismatchError: if ``solo.methods.METHODS`` is not a dict.
     """
-
-    from frossl_plugin import METHOD_NAME
 
     registry = getattr(import_host_methods(), "METHODS", None)
     expect(type(registry) is dict, "solo.methods.METHODS", "a dict", type(registry))
