@@ -4,8 +4,6 @@ Importing this package is cheap: it imports neither torch nor the host. ``regist
 both and adds FroSSL to ``solo.methods.METHODS``.
 """
 
-from frossl_plugin.host.methods import METHOD_NAME  # light: no torch, no host
-
 __version__ = "0.1.0"
 
 
@@ -32,6 +30,15 @@ def install_hint(extra: str) -> str:
         f"pip install 'frossl-plugin[{extra}]' (from the package index), or "
         f"pip install '.[{extra}]' in a frossl-plugin checkout"
     )
+
+
+def __getattr__(name):
+    # lazily: the start-up hook imports this package, and must stay a few modules long
+    if name == "METHOD_NAME":
+        from frossl_plugin.host.methods import METHOD_NAME
+
+        return METHOD_NAME
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["METHOD_NAME", "__version__", "install_hint", "register"]
