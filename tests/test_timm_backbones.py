@@ -22,6 +22,7 @@ from helpers import (
     run_host_script,
     write_tiny_image_folder,
 )
+from method_cfg import method_cfg
 
 timm = pytest.importorskip("timm", reason="timm backbones need timm: pip install timm")
 
@@ -362,3 +363,108 @@ def test_torch_compile_backbone_matches_float64_and_keeps_state_dict_keys():
                 continue
             error = float((grads[param] - ref_grad).norm() / ref_grad.norm())
             assert error < 1e-4, (name, param, error)
+
+
+# --- the host's ResNets with the small-input (CIFAR) stem, for any dataset ------------------
+
+
+@requires_host
+@pytest.mark.parametrize("method", ["frossl", "barlow_twins", "byol"])
+def test_small_input_resnet_has_the_hosts_cifar_stem_on_any_dataset(method):
+    from solo.methods import METHODS
+
+    import frossl_plugin
+
+    frossl_plugin.register()
+    kwargs = {"frossl": {"proj_output_dim": 32}, "barlow_twins": {}, "byol": {}}[method]
+    extra = {
+        "barlow_twins": {"proj_hidden_dim": 64, "proj_output_dim": 64, "scale_loss": 0.1},
+        "byol": {"proj_hidden_dim": 64, "proj_output_dim": 32, "pred_hidden_dim": 64},
+    }.get(method, {})
+    folder = METHODS[method](
+        method_cfg(
+            method,
+            "resnet18_small_input",
+            method_kwargs={**kwargs, **extra},
+            momentum=method == "byol",
+        )
+    )
+    cifar_cfg = method_cfg(
+        method, "resnet18", method_kwargs={**kwargs, **extra}, momentum=method == "byol"
+    )
+    cifar_cfg.data.dataset = "cifar10"
+    cifar = METHODS[method](cifar_cfg)
+    plain = METHODS[method](
+        method_cfg(method, "resnet18", method_kwargs={**kwargs, **extra}, momentum=method == "byol")
+    )
+    # the same network as the host builds for CIFAR: every module and parameter shape
+    assert repr(folder.backbone) == repr(cifar.backbone) != repr(plain.backbone)
+    assert folder.features_dim == cifar.features_dim == 512
+    assert isinstance(folder.backbone.maxpool, torch.nn.Identity)
+    assert folder.backbone.conv1.stride == (1, 1) and folder.backbone.conv1.kernel_size == (3, 3)
+    if method == "byol":  # the momentum backbone gets the same stem
+        assert repr(folder.momentum_backbone) == repr(folder.backbone)
+    # a 28-px image reaches the first stage at full size, not at 7 px
+    stem = torch.nn.Sequential(folder.backbone.conv1, folder.backbone.maxpool)
+    assert stem(torch.zeros(1, 3, 28, 28)).shape[-1] == 30
+    plain_stem = torch.nn.Sequential(plain.backbone.conv1, plain.backbone.maxpool)
+    assert plain_stem(torch.zeros(1, 3, 28, 28)).shape[-1] == 7
+
+
+@requires_host
+def test_small_input_names_are_in_the_host_table():
+    from solo.methods.base import BaseMethod
+
+    from frossl_plugin.host.backbones import SmallInputResNetFactory, install_timm_backbone_table
+
+    table = install_timm_backbone_table()
+    resnets = [name for name in table if name.startswith("resnet") and "small" not in name]
+    assert resnets and all(f"{name}_small_input" in BaseMethod._BACKBONES for name in resnets)
+    assert isinstance(table["resnet18_small_input"], SmallInputResNetFactory)
+    assert "resnet18_small_input_small_input" not in table
+
+
+@requires_host
+@pytest.mark.slow
+def test_small_input_backbone_pretrains_and_probes_through_the_host(tmp_path):
+    """main_pretrain.py and main_linear.py build ``resnet18_small_input`` from the plugin's
+    table, and the probe loads every backbone weight of the checkpoint."""
+
+    data = write_tiny_image_folder(tmp_path / "data", classes=5, size=28)
+    backbone = ["backbone.name=resnet18_small_input"]
+    result = run_host_script(
+        "main_pretrain.py",
+        quick_demo_overrides(data, tmp_path / "ckpt") + backbone + ["augmentations.0.crop_size=28"],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    (checkpoint,) = (tmp_path / "ckpt").rglob("*.ckpt")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    assert tuple(state["backbone.conv1.weight"].shape) == (64, 3, 3, 3)
+    args = json.loads((checkpoint.parent / "args.json").read_text())
+    assert args["backbone"]["name"] == "resnet18_small_input"
+
+    probe = run_host_script(
+        "main_linear.py",
+        [
+            "--config-name",
+            "frossl_demo_linear.yaml",
+            f"pretrained_feature_extractor='{checkpoint}'",
+            *backbone,
+            "data.eval_crop_size=28",
+            "optimizer.batch_size=8",
+            "max_epochs=1",
+            "+limit_train_batches=2",
+            "+limit_val_batches=2",
+            "data.num_workers=0",
+            f"data.train_path={data / 'train'}",
+            f"data.val_path={data / 'val'}",
+            "checkpoint.dir=linear",
+        ],
+        cwd=tmp_path,
+    )
+    assert probe.returncode == 0, probe.stderr[-4000:]
+    (linear,) = (tmp_path / "linear").rglob("*.ckpt")
+    probed = torch.load(linear, map_location="cpu", weights_only=False)["state_dict"]
+    for key in ("backbone.conv1.weight", "backbone.layer4.1.conv2.weight"):
+        assert torch.equal(probed[key], state[key]), key  # loaded, and frozen by the probe

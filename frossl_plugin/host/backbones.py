@@ -283,6 +283,52 @@ class TimmBackboneFactory:
         return f"TimmBackboneFactory({self.model_name!r})"
 
 
+SMALL_INPUT_SUFFIX = "_small_input"
+
+
+class SmallInputResNetFactory:
+    """The host's ResNet with the stem the host gives CIFAR (a 3x3 stride-1 first convolution and
+    no max-pool) for any dataset: ``backbone.name: resnet18_small_input``. The host itself uses
+    that stem only for ``data.dataset`` cifar10/cifar100, so 28- to 64-px image folders would
+    otherwise reach the first stage at a quarter of their size.
+
+    Args:
+        base (Callable): the host's factory of the ResNet (``BaseMethod._BACKBONES["resnet18"]``).
+        name (str): its name, for ``repr``.
+    """
+
+    def __init__(self, base: Callable[..., nn.Module], name: str):
+        self.base = base
+        self.name = name
+
+    def __call__(self, method: Optional[str] = None, **kwargs: Any) -> nn.Module:
+        model = self.base(method, **kwargs)
+        # as the host's CIFAR stem (solo.methods.base.BaseMethod.__init__)
+        model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=2, bias=False)
+        model.maxpool = nn.Identity()
+        return model
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SmallInputResNetFactory) and other.base is self.base
+
+    def __hash__(self) -> int:
+        return hash((SmallInputResNetFactory, id(self.base)))
+
+    def __repr__(self) -> str:
+        return f"SmallInputResNetFactory({self.name!r})"
+
+
+def small_input_entries(table: Dict[str, Callable[..., nn.Module]]) -> Dict[str, Callable]:
+    """``<resnet>_small_input`` for every host ResNet of ``table``. The names start with
+    ``resnet``, so the host removes ``fc`` and reads ``inplanes`` as for its own ResNets."""
+
+    return {
+        f"{name}{SMALL_INPUT_SUFFIX}": SmallInputResNetFactory(factory, name)
+        for name, factory in table.items()
+        if name.startswith("resnet") and not name.endswith(SMALL_INPUT_SUFFIX)
+    }
+
+
 class TimmBackboneTable(dict):
     """The host's backbone dict, which also answers for any valid ``"timm/<model>"`` name.
 
@@ -318,7 +364,8 @@ class TimmBackboneTable(dict):
 
 
 def install_timm_backbone_table() -> TimmBackboneTable:
-    """Makes ``BaseMethod._BACKBONES`` resolve ``"timm/<model>"`` names. Idempotent; undone by
+    """Makes ``BaseMethod._BACKBONES`` resolve ``"timm/<model>"`` names and hold
+    ``<resnet>_small_input`` (:class:`SmallInputResNetFactory`). Idempotent; undone by
     :func:`frossl_plugin.host.uninstall`.
 
     A builtin dict cannot resolve names on lookup, so the class attribute is replaced by a
@@ -347,7 +394,7 @@ def install_timm_backbone_table() -> TimmBackboneTable:
         "a dict of backbone name -> factory(method, **kwargs)",
         type(table),
     )
-    table = TimmBackboneTable(table)
+    table = TimmBackboneTable({**table, **small_input_entries(table)})
     set_attr(BaseMethod, "_BACKBONES", table)
     return table
 
