@@ -19,6 +19,8 @@ function, in every process of a DDP run) calls :func:`activate` with the run's c
       seed: 0
     random_state:         # frossl_plugin.callbacks.RandomStateCheckpoint
       enabled: true       # random generators in checkpoints: a resumed run continues exactly
+    progress:             # frossl_plugin.callbacks.EpochProgress
+      enabled: true       # a line per epoch (job of the sweep, time left) when the bar is off
 
 Any host method gets them through a plugin config, e.g. ``python main_pretrain.py
 --config-name frossl_custom.yaml method=barlow_twins '~method_kwargs'
@@ -42,6 +44,7 @@ _DEFAULTS = {
         "seed": 0,
     },
     "random_state": {"enabled": False},
+    "progress": {"enabled": False},
 }
 
 _active: Optional[Dict[str, Dict[str, Any]]] = None
@@ -71,8 +74,8 @@ def _entry_point_installed() -> bool:
 
 
 def activate(cfg: Any) -> List[str]:
-    """Reads ``epoch_stats``, ``spectrum_monitor`` and ``random_state`` from ``cfg`` for the next
-    Trainers.
+    """Reads ``epoch_stats``, ``spectrum_monitor``, ``random_state`` and ``progress`` from ``cfg``
+    for the next Trainers.
 
     Args:
         cfg: the run's config (DictConfig or dict); missing sections mean disabled.
@@ -117,6 +120,10 @@ def trainer_callbacks() -> list:
         from frossl_plugin.callbacks.random_state import RandomStateCheckpoint
 
         callbacks.append(RandomStateCheckpoint())
+    if "progress" in _active:
+        from frossl_plugin.callbacks.progress import EpochProgress
+
+        callbacks.append(EpochProgress())
     if "spectrum_monitor" in _active:
         from frossl_plugin.callbacks.spectrum_monitor import SpectrumMonitor
 
