@@ -348,3 +348,45 @@ def prepare_image_folder(
     return FolderSplit(
         train=train_dir, val=val_dir, description=description, image_side=side, content=content
     )
+
+
+@dataclass
+class SelectionSplit:
+    """Training images split for hyper-parameter selection: train on ``train``, score on
+    ``selection``; both are carved from the training images only, so the split that a comparison
+    reports is never seen while choosing."""
+
+    train: Path
+    selection: Path
+    description: str
+
+
+def carve_selection(
+    train_dir: Path, datasets_dir: Path, fraction: float, seed: int = 0
+) -> SelectionSplit:
+    """Holds out ``fraction`` of every class of ``train_dir`` as a selection split (stratified,
+    scikit-learn), as symbolic links under ``datasets_dir``; reused while the images are the same.
+
+    Raises:
+        ValueError: for a fraction outside (0, 1) or a class with fewer than 2 images.
+        ImportError: if scikit-learn is not installed.
+    """
+
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"--selection-fraction must be in (0, 1), but found {fraction}.")
+    train_dir = Path(train_dir)
+    classes = class_images(train_dir)
+    if not classes:
+        raise ValueError(f"{str(train_dir)!r} has no class subfolders to hold a selection out of.")
+    digest = content_digest(classes, train_dir)
+    parts = split_classes(classes, {"selection": fraction}, seed)
+    manifest = {"source": str(train_dir), "content": digest, "fraction": fraction, "seed": seed}
+    target = Path(datasets_dir) / f"selection{fraction:g}-seed{seed}-{digest[:8]}"
+    train, _ = _link_tree(parts["train"], target / "train", manifest)
+    selection, _ = _link_tree(parts["selection"], target / "selection", manifest)
+    counts = [sum(map(len, parts[name].values())) for name in ("train", "selection")]
+    description = (
+        f"{counts[1]} of the {sum(counts)} training images held out per class with seed {seed} "
+        f"(selection split; the reported validation split is never used to choose)"
+    )
+    return SelectionSplit(train=train, selection=selection, description=description)

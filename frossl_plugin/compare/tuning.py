@@ -1,0 +1,211 @@
+"""An equal tuning budget for every method of a comparison, chosen on a held-out split.
+
+``frossl-plugin compare --tune optimizer.lr=0.1,0.3,1.0 --tune-method frossl:method_kwargs.
+invariance_weight=0.5,1 --tune-method vicreg:method_kwargs.sim_loss_weight=15,25 ...`` gives
+every method the same number of trial configurations: the shared axes (``--tune``) times the
+method's own axis (``--tune-method``). Each trial trains on the training images minus a
+selection split carved from them (:func:`frossl_plugin.compare.image_folder.carve_selection`)
+and is scored on that selection split, never on the split the comparison reports. Each
+method's best trial then runs the final seeds on the full training images, and the report says
+which configuration each method got, out of how many trials, chosen on which split.
+"""
+
+import itertools
+import json
+import math
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+SELECTION_FILE = "selection.json"  # in the tuning sweep's folder
+
+
+def parse_axis(text: str, flag: str = "--tune") -> Tuple[str, List[str]]:
+    """``"optimizer.lr=0.1,0.3"`` -> ``("optimizer.lr", ["0.1", "0.3"])``.
+
+    Raises:
+        ValueError: naming the text and the form expected.
+    """
+
+    key, has_value, values = text.partition("=")
+    items = [value.strip() for value in values.split(",")]
+    if not has_value or not key or key.startswith(("-", "+", "~")) or not all(items):
+        raise ValueError(
+            f"{flag} {text!r}: expected KEY=V1,V2,... (a config key and its values), e.g. "
+            "optimizer.lr=0.1,0.3,1.0."
+        )
+    if len(set(items)) != len(items):
+        raise ValueError(f"{flag} {text!r}: the values must be distinct.")
+    return key.strip(), items
+
+
+def parse_method_axis(text: str) -> Tuple[str, str, List[str]]:
+    """``"frossl:method_kwargs.invariance_weight=0.5,1"`` -> ``(method, key, values)``.
+
+    Raises:
+        ValueError: naming the text and the form expected.
+    """
+
+    method, has_colon, axis = text.partition(":")
+    if not has_colon or not method.strip():
+        raise ValueError(
+            f"--tune-method {text!r}: expected METHOD:KEY=V1,V2,..., e.g. "
+            "frossl:method_kwargs.invariance_weight=0.5,1,2."
+        )
+    key, values = parse_axis(axis, "--tune-method")
+    return method.strip(), key, values
+
+
+def trial_grid(
+    methods: Sequence[str], shared: Sequence[str] = (), own: Sequence[str] = ()
+) -> Dict[str, List[List[str]]]:
+    """Every method's trials: the product of the shared axes and its own, as override lists.
+
+    Args:
+        methods: the compared methods (preset names).
+        shared: ``--tune`` axes, applied to every method.
+        own: ``--tune-method`` axes, each for one method.
+
+    Returns:
+        ``method -> [trial overrides]``, every method with the same number of trials.
+
+    Raises:
+        ValueError: for an axis of a method not compared, a key tuned twice, or an unequal number
+            of trials between methods (the counts are named).
+    """
+
+    shared_axes = [parse_axis(text) for text in shared]
+    own_axes: Dict[str, List[Tuple[str, List[str]]]] = {method: [] for method in methods}
+    for text in own:
+        method, key, values = parse_method_axis(text)
+        if method not in own_axes:
+            raise ValueError(
+                f"--tune-method {text!r}: {method!r} is not among --methods {list(methods)}."
+            )
+        own_axes[method].append((key, values))
+    grid = {}
+    for method in methods:
+        axes = shared_axes + own_axes[method]
+        keys = [key for key, _ in axes]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"{method}: a key is tuned twice in {keys}.")
+        grid[method] = [
+            [f"{key}={value}" for key, value in zip(keys, values)]
+            for values in itertools.product(*(values for _, values in axes))
+        ]
+    counts = {method: len(trials) for method, trials in grid.items()}
+    if len(set(counts.values())) > 1:
+        raise ValueError(
+            f"unequal tuning budgets {counts}: every method must get the same number of trials. "
+            "Give each method's --tune-method axis the same number of values (or none)."
+        )
+    return grid
+
+
+def _final(rows: Sequence[dict], metric: str) -> float:
+    values = [row.get(metric) for row in rows]
+    finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    return finite[-1] if finite else float("nan")
+
+
+def choose(
+    grid: Dict[str, List[List[str]]], scores: Dict[Tuple[str, Tuple[str, ...]], float]
+) -> Dict[str, dict]:
+    """Each method's best trial by score (the first in grid order on a tie; NaN never wins).
+
+    Args:
+        grid: from :func:`trial_grid`.
+        scores: ``(method, tuple(trial overrides)) -> score`` of the finished trials.
+
+    Returns:
+        ``method -> {"chosen": overrides or None, "score": best score, "trials": [...]}``.
+    """
+
+    chosen = {}
+    for method, trials in grid.items():
+        rows = [
+            {"overrides": trial, "score": scores.get((method, tuple(trial)), float("nan"))}
+            for trial in trials
+        ]
+        finite = [row for row in rows if math.isfinite(row["score"])]
+        best = max(finite, key=lambda row: row["score"]) if finite else None
+        chosen[method] = {
+            "chosen": best["overrides"] if best else None,
+            "score": best["score"] if best else float("nan"),
+            "trials": rows,
+        }
+    return chosen
+
+
+def trial_scores(
+    tune_dir: Path, grid: Dict[str, List[List[str]]], metric: str
+) -> Dict[Tuple[str, Tuple[str, ...]], float]:
+    """The final ``metric`` of every finished job of the tuning sweep, by method and trial."""
+
+    from frossl_plugin.compare.report import load_sweep
+
+    sweep = load_sweep(tune_dir)
+    scores = {}
+    for job in sweep.finished:
+        for trial in grid.get(job.method, []):
+            wanted = dict(item.split("=", 1) for item in trial)
+            if all(job.overrides.get(key) == value for key, value in wanted.items()):
+                scores[(job.method, tuple(trial))] = _final(job.rows, metric)
+    return scores
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN: a trial without a score
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def write_selection(tune_dir: Path, record: dict) -> Path:
+    """Writes ``record`` (non-finite scores as null) to ``tune_dir/selection.json``."""
+
+    path = Path(tune_dir) / SELECTION_FILE
+    path.write_text(json.dumps(_json_safe(record), indent=1, allow_nan=False) + "\n")
+    return path
+
+
+def read_selection(sweep_dir: Path) -> Optional[dict]:
+    """The selection record of a comparison (``OUT/tune/selection.json``), or None."""
+
+    path = Path(sweep_dir) / "tune" / SELECTION_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def selection_markdown(record: dict) -> List[str]:
+    """The report's section on tuning: what each method got, of how many trials, on which split."""
+
+    methods = record.get("methods", {})
+    counts = sorted({len(entry["trials"]) for entry in methods.values()})
+    lines = [
+        "## Tuning",
+        "",
+        f"- budget: {', '.join(map(str, counts))} trial configuration(s) per method, seed "
+        f"{record.get('seed')}, {record.get('epochs')} epochs each",
+        f"- chosen on: {record.get('split')}",
+        f"- score: final {record.get('metric')} on the selection split",
+        "",
+        "| method | chosen | its selection score | trials (score) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for method, entry in sorted(methods.items()):
+        trials = "; ".join(
+            f"{' '.join(row['overrides']) or '(defaults)'} ({_fmt(row['score'])})"
+            for row in entry["trials"]
+        )
+        chosen = " ".join(entry["chosen"]) if entry["chosen"] is not None else "none finished"
+        lines.append(f"| {method} | {chosen or '(defaults)'} | {_fmt(entry['score'])} | {trials} |")
+    return lines + [""]
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.1f}" if isinstance(value, (int, float)) and math.isfinite(value) else "-"
