@@ -2,7 +2,8 @@
 
 Each config that sets ``data.format: dali`` is composed, and its augmentations go through the
 host's own DALI transform builder and ``PretrainDALIDataModule`` with ``dali_device="cpu"``
-under :func:`cpu_only_dali` (benchmarks/dali_cpu.py), on a tiny JPEG folder.
+under :func:`cpu_only_dali` (benchmarks/dali_cpu.py), on a tiny JPEG folder. Extra views at the
+first crop size go through the same loader written as a string (a pair is refused with DALI).
 """
 
 from types import SimpleNamespace
@@ -110,3 +111,78 @@ def test_cpu_only_dali_restores_the_hosts_builders():
         patched = dali_dataloader.PretrainPipelineBuilder.__dict__["pipeline"]
         assert patched is not before and patched.__wrapped__ is before
     assert dali_dataloader.PretrainPipelineBuilder.__dict__["pipeline"] is before
+
+
+def _dali_cfg_with_extra_views(jpeg_folder, extra_size, rrc):
+    """frossl_custom_dali.yaml at 64 px (two large crops) plus a pipeline of two extra views of
+    crop size ``extra_size``, resolved by the host's parse_cfg."""
+
+    from omegaconf import OmegaConf
+    from solo.args.pretrain import parse_cfg
+
+    cfg = compose_config(
+        "frossl_custom_dali.yaml",
+        [
+            f"data.train_path={jpeg_folder}",
+            f"data.val_path={jpeg_folder}",
+            "augmentations.0.crop_size=64",
+            "augmentations.1.crop_size=64",
+            f"optimizer.batch_size={BATCH}",
+            "dali.device=cpu",
+        ],
+    )
+    OmegaConf.set_struct(cfg, False)
+    extra = OmegaConf.merge(
+        cfg.augmentations[1], {"crop_size": extra_size, "num_crops": 2, "rrc": {"enabled": rrc}}
+    )
+    cfg.augmentations.append(extra)
+    return parse_cfg(cfg)
+
+
+@requires_host
+@pytest.mark.parametrize("rrc", [True, False])
+def test_full_size_views_through_the_hosts_dali_loader_are_written_as_a_string(jpeg_folder, rrc):
+    """The host's DALI operators cannot take a pair from the config (DALI reads an OmegaConf list
+    as one number): FroSSL refuses [64, 64] before training and names the DALI form, the string
+    '64', which the host's parse_cfg counts as small crops and its DALI pipeline crops at 64 x 64,
+    with random resized crops and without."""
+
+    from solo.data.dali_dataloader import PretrainDALIDataModule, build_transform_pipeline_dali
+    from solo.data.pretrain_dataloader import FullTransformPipeline, NCropAugmentation
+
+    from frossl_plugin.methods.frossl import FroSSL
+
+    cpu_only_dali = load_benchmark_module("dali_cpu").cpu_only_dali
+
+    pair = _dali_cfg_with_extra_views(jpeg_folder, [64, 64], rrc)
+    with pytest.raises(ValueError, match=r"crop_size=\[64, 64\] with data.format=dali: .*'64'"):
+        FroSSL.add_and_assert_specific_cfg(pair)
+    with pytest.raises(TypeError):  # what the host would do with it
+        build_transform_pipeline_dali(pair.data.dataset, pair.augmentations[2], dali_device="cpu")
+
+    cfg = _dali_cfg_with_extra_views(jpeg_folder, "64", rrc)
+    assert (cfg.data.num_large_crops, cfg.data.num_small_crops) == (2, 2)
+    FroSSL.add_and_assert_specific_cfg(cfg)
+    pipelines = [
+        NCropAugmentation(
+            build_transform_pipeline_dali(cfg.data.dataset, aug, dali_device=cfg.dali.device),
+            aug.num_crops,
+        )
+        for aug in cfg.augmentations
+    ]
+    datamodule = PretrainDALIDataModule(
+        dataset=cfg.data.dataset,
+        train_data_path=jpeg_folder,
+        transforms=FullTransformPipeline(pipelines),
+        num_large_crops=cfg.data.num_large_crops,
+        num_small_crops=cfg.data.num_small_crops,
+        batch_size=BATCH,
+        num_workers=1,
+        dali_device=cfg.dali.device,
+    )
+    datamodule.trainer = SimpleNamespace(local_rank=0, global_rank=0, world_size=1)
+    with cpu_only_dali():
+        datamodule.setup("fit")
+    _, crops, _ = next(iter(datamodule.train_dataloader()))
+    assert [tuple(crop.shape) for crop in crops] == [(BATCH, 3, 64, 64)] * 4
+    assert not torch.equal(crops[2], crops[3])  # two differently augmented extra views

@@ -169,6 +169,12 @@ CENTER = {
     "frossl_demo.yaml": False,
     "frossl_custom.yaml": False,
     "frossl_custom_dali.yaml": False,
+    # the paper's CIFAR recipe with 4 and 8 full-size views: the multiview loss, as its
+    # multiview runs
+    "frossl_cifar10_4views.yaml": False,
+    "frossl_cifar10_8views.yaml": False,
+    "frossl_cifar100_4views.yaml": False,
+    "frossl_cifar100_8views.yaml": False,
 }
 
 
@@ -193,11 +199,53 @@ def test_configs_match_the_settings_table_of_the_docs(name):
         assert settings[key] == paper[key], key
 
 
+MULTIVIEW_CONFIGS = {  # config: (dataset, first crop size, views)
+    "frossl_stl10_4views.yaml": ("stl10", 96, 4),
+    "frossl_stl10_8views.yaml": ("stl10", 96, 8),
+    "frossl_cifar10_4views.yaml": ("cifar10", 32, 4),
+    "frossl_cifar10_8views.yaml": ("cifar10", 32, 8),
+    "frossl_cifar100_4views.yaml": ("cifar100", 32, 4),
+    "frossl_cifar100_8views.yaml": ("cifar100", 32, 8),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MULTIVIEW_CONFIGS))
+def test_multiview_configs_add_full_size_views(name):
+    """2 large crops of S plus V - 2 written [S, S]: the host counts them as small crops, its
+    loaders crop them at S x S (tests/test_multiview.py runs them through the host)."""
+
+    dataset, size, views = MULTIVIEW_CONFIGS[name]
+    cfg = compose_config(name)
+    crops = [(a["crop_size"], a["num_crops"]) for a in OmegaConf.to_container(cfg.augmentations)]
+    assert crops == [(size, 2), ([size, size], views - 2)]
+    assert cfg.data.dataset == dataset and cfg.data.eval_crop_size == size
+    # the extra views are distributed as the first two: only the size is written differently
+    first, extra = (OmegaConf.to_container(a) for a in cfg.augmentations)
+    assert {**extra, "crop_size": size, "num_crops": 2} == first
+    assert cfg.method_kwargs.center is False and cfg.method_kwargs.proj_output_dim == 1024
+    header = [line for line in (CONFIG_DIR / name).read_text().splitlines() if line[:1] == "#"]
+    assert f"{views} full-size views" in header[0] and "center: false" in " ".join(header)
+    if dataset.startswith("cifar"):  # the paper's CIFAR recipe
+        two_views = compose_config(
+            "frossl.yaml" if dataset == "cifar10" else f"frossl_{dataset}.yaml"
+        )
+        for key in ("optimizer", "scheduler", "max_epochs", "precision", "backbone"):
+            assert cfg[key] == two_views[key], key
+
+
 @pytest.mark.parametrize("views", [4, 8])
-def test_multiview_configs_add_small_crops_as_views(views):
-    cfg = compose_config(f"frossl_stl10_{views}views.yaml")
+@pytest.mark.parametrize("recipe, size, small", [("cifar", 32, 21), ("stl10", 96, 64)])
+def test_small_extra_views_stay_available(recipe, size, small, views):
+    name = {
+        "cifar": f"frossl_cifar10_{views}views.yaml",
+        "stl10": f"frossl_stl10_{views}views.yaml",
+    }
+    files = {"cifar": "cifar_symmetric_small_views", "stl10": "stl10_symmetric_weak_small_views"}
+    override = f"augmentations={files[recipe]} augmentations.1.num_crops={views - 2}"
+    assert override in (CONFIG_DIR / name[recipe]).read_text()  # named in the config's header
+    cfg = compose_config(name[recipe], override.split())
     crops = [(a.crop_size, a.num_crops) for a in cfg.augmentations]
-    assert crops == [(96, 2), (64, views - 2)]
+    assert crops == [(size, 2), (small, views - 2)]
 
 
 def test_custom_folder_configs_evaluate_at_the_training_resolution():
@@ -248,4 +296,4 @@ def test_a_hydra_app_without_config_path_finds_the_configs(tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert "METHOD frossl CROPS [96, 64]" in result.stdout
+    assert "METHOD frossl CROPS [96, [96, 96]]" in result.stdout

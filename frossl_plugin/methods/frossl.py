@@ -118,6 +118,142 @@ def collapse_risk(
     )
 
 
+# Datasets whose images all are square: there, without random resized crops, a crop size [S, S]
+# (resize to S x S) and S (resize the shorter side to S) give the same view.
+SQUARE_IMAGE_DATASETS = ("cifar10", "cifar100", "stl10")
+
+
+def _is_size(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, omegaconf.ListConfig):
+        value = omegaconf.OmegaConf.to_container(value)
+    return repr(value)
+
+
+def check_views(cfg: omegaconf.DictConfig) -> None:
+    """Checks the views that ``cfg.augmentations`` makes, before anything is trained.
+
+    The host's ``parse_cfg`` counts a pipeline's crops as large only when its ``crop_size``
+    equals the first pipeline's (``==``), and an unmodified ``main_pretrain.py`` takes exactly two
+    large crops for FroSSL. An extra view at the first crop size ``S`` is therefore written so
+    that it is not equal to ``S`` but still cropped at ``S x S``:
+
+    - ``[S, S]`` for the torchvision loaders (``data.format`` ``image_folder`` or ``h5``), whose
+      ``RandomResizedCrop`` and ``Resize`` take a pair;
+    - the string ``"S"`` with ``data.format: dali``, whose operators cannot read a pair from the
+      config (DALI takes an OmegaConf list for one number and fails) but convert a digit string.
+
+    Such views count as small crops: ``multicrop_forward`` projects them, so they are views of
+    the loss like the large ones, with the same random augmentations (the draws do not depend on
+    the size). The online linear classifier and kNN monitor read only the large crops, the first
+    two: the same two views per image that they see for every two-view method, so their
+    accuracies stay comparable with the host's baselines. A plain integer other than ``S`` is a
+    small crop, a cheaper extra view at a lower resolution.
+
+    A run with more than two views needs at least as many images per device and step
+    (``optimizer.batch_size``) as views: with fewer, the images of a step are outnumbered by
+    their views, and ``proj_output_dim: auto`` (``4 N / V``) would fall under 4 dimensions.
+    Two-view runs are every method's setting and are left to the host.
+
+    A cfg without ``augmentations`` (a method built directly, as in unit tests) is not checked.
+
+    Args:
+        cfg (omegaconf.DictConfig): the config after the host's ``parse_cfg``.
+
+    Raises:
+        ValueError: if the first crop size is not a positive integer; if a pair is not square,
+            not the first crop size, not a pair of positive integers, used with DALI, or used
+            without random resized crops on images that may not be square; if a string crop
+            size is used outside DALI or is not the first crop size; if another crop size is not
+            a positive integer; or if a run with more than two views has fewer images per step
+            than views.
+    """
+
+    augmentations = omegaconf_select(cfg, "augmentations", None)
+    if not augmentations:
+        return
+    first = augmentations[0].crop_size
+    if not _is_size(first):
+        raise ValueError(
+            f"augmentations.0.crop_size={_shown(first)}: expected a positive integer, the size "
+            "of the large crops that every other crop size is compared with."
+        )
+    data_format = omegaconf_select(cfg, "data.format", "image_folder")
+    dataset = omegaconf_select(cfg, "data.dataset", None)
+    full = f"[{first}, {first}]"
+    for index, pipeline in enumerate(augmentations[1:], start=1):
+        size = pipeline.crop_size
+        where = f"augmentations.{index}.crop_size={_shown(size)}"
+        if isinstance(size, (list, tuple, omegaconf.ListConfig)):
+            if len(size) != 2 or not all(_is_size(side) for side in size):
+                raise ValueError(
+                    f"{where}: a crop size written as a pair must be two positive integers; "
+                    f"expected {full}, a full-size view (the first crop size, "
+                    f"augmentations.0.crop_size={first})."
+                )
+            if size[0] != size[1]:
+                raise ValueError(
+                    f"{where}: a full-size view written as a pair must be square; expected "
+                    f"{full} (augmentations.0.crop_size={first})."
+                )
+            if size[0] != first:
+                raise ValueError(
+                    f"{where} is not a full-size copy of the first crop "
+                    f"(augmentations.0.crop_size={first}): a pair stands for an extra view at "
+                    f"the first crop size, expected {full}; write a smaller view as the plain "
+                    f"integer {size[0]} (a small crop)."
+                )
+            if data_format == "dali":
+                raise ValueError(
+                    f"{where} with data.format=dali: the host's DALI pipeline cannot take a "
+                    "pair (DALI reads the config's list as one number and fails); expected the "
+                    f"string '{first}' for a full-size view with DALI (crop_size: \"{first}\" in "
+                    f"YAML, \"augmentations.{index}.crop_size='{first}'\" on the command line), "
+                    "which DALI crops at the same size."
+                )
+            rrc = omegaconf.OmegaConf.select(pipeline, "rrc.enabled", default=True)
+            if not rrc and dataset not in SQUARE_IMAGE_DATASETS:
+                raise ValueError(
+                    f"{where} with augmentations.{index}.rrc.enabled=false on "
+                    f"data.dataset={dataset}: without random resized crops the host resizes "
+                    f"a pair to exactly {first} x {first} but the integer {first} only its "
+                    "shorter side, so on images that are not square this view would differ in "
+                    f"size from the same pipeline with crop_size {first}; expected rrc.enabled: "
+                    f"true (or a dataset of square images: {', '.join(SQUARE_IMAGE_DATASETS)})."
+                )
+        elif isinstance(size, str):
+            if data_format != "dali":
+                raise ValueError(
+                    f"{where} with data.format={data_format}: a crop size written as a string "
+                    f"is for the DALI pipeline only; expected {full} for a full-size view with "
+                    "the torchvision loaders, or a plain integer for a small crop."
+                )
+            if size != str(first):
+                raise ValueError(
+                    f"{where}: a crop size written as a string stands for a full-size view with "
+                    f"DALI, expected '{first}' (augmentations.0.crop_size={first}); write a "
+                    "smaller view as a plain integer (a small crop)."
+                )
+        elif not _is_size(size):
+            raise ValueError(
+                f"{where}: expected a positive integer (a small crop, or a large one when equal "
+                f"to augmentations.0.crop_size={first}) or {full} for a full-size extra view."
+            )
+
+    views = sum(pipeline.num_crops for pipeline in augmentations)
+    batch_size = cfg.optimizer.batch_size
+    if views > 2 and views > batch_size:
+        raise ValueError(
+            f"{views} views (the num_crops of augmentations) with optimizer.batch_size="
+            f"{batch_size}: a run with more than two views needs at least as many images per "
+            f"step as views, expected optimizer.batch_size >= {views} or at most "
+            f"{max(2, batch_size)} views."
+        )
+
+
 class FroSSL(BaseMethod):
     # every crop is a view of the loss, so any number of large crops works (read by hosts whose
     # main_pretrain.py otherwise requires exactly 2 large crops)
@@ -127,6 +263,9 @@ class FroSSL(BaseMethod):
         """Implements FroSSL (https://arxiv.org/abs/2310.02903).
 
         Every crop, large and small, is a view of the loss: small crops are projected too.
+        The host's online linear classifier and kNN monitor see only the large crops (two on an
+        unmodified host), as for every two-view method; extra views at the first crop size are
+        written ``[S, S]`` (see :func:`check_views`).
 
         Extra cfg settings:
             method_kwargs:
@@ -180,7 +319,10 @@ class FroSSL(BaseMethod):
         Raises:
             ValueError: for unknown keys, missing (``???``) values, wrong types (also a
                 non-bool ``gather_across_devices`` or ``center``), non-positive dimensions or a
-                negative invariance weight.
+                negative invariance weight; for crop sizes or a number of views that
+                :func:`check_views` refuses (a full-size view written as a pair that is not
+                ``[S, S]`` of the first crop size, or that the loader cannot take; more views
+                than images per step).
 
         Returns:
             omegaconf.DictConfig: same as the argument, used to avoid errors.
@@ -221,6 +363,7 @@ class FroSSL(BaseMethod):
                 expected = "a positive integer" + (" or auto" if key == "proj_output_dim" else "")
                 raise ValueError(f"method_kwargs.{key} must be {expected}, but found {value!r}.")
         check_frossl_settings(kwargs.invariance_weight, kwargs.center, prefix="method_kwargs.")
+        check_views(cfg)
         return cfg
 
     @property
