@@ -2,6 +2,7 @@
 launchers, interruption, and the ``compare`` front door. The report itself is tested in
 test_report.py, the image-folder splits in test_compare_image_folder.py."""
 
+import itertools
 import json
 import os
 import pickle
@@ -204,11 +205,47 @@ def test_a_config_the_host_cannot_resolve_is_named_by_its_composed_config(tmp_pa
     assert job.digest == sweep.composed_hash(config) and job.planned_with is None
 
 
+def job_config(job_dir, max_epochs=2, epoch_stats=False, checkpoint_dir="trained_models"):
+    """The config of a sweep job in ``job_dir`` as the plugin's Hydra callback sees it."""
+
+    return OmegaConf.create(
+        {
+            "method": "frossl",
+            "seed": 1,
+            "max_epochs": max_epochs,
+            "checkpoint": {"enabled": True, "dir": checkpoint_dir, "frequency": 1},
+            "epoch_stats": {"enabled": epoch_stats, "path": "epoch_stats.jsonl"},
+            "hydra": {
+                "runtime": {"output_dir": str(job_dir)},
+                "overrides": {"task": ["seed=1"]},
+                "job": {"chdir": True},
+            },
+        }
+    )
+
+
+def host_checkpoint(folder, epoch):
+    """A complete checkpoint of 0-based ``epoch`` in ``folder``, named as the host does."""
+
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"compare-frossl-{folder.name}-ep={epoch}.ckpt"
+    torch.save({"epoch": epoch}, path)
+    return path
+
+
+def completed():
+    from hydra.core.utils import JobReturn, JobStatus
+
+    result = JobReturn()
+    result.status = JobStatus.COMPLETED
+    return result
+
+
 def test_a_finished_job_records_what_the_host_ran_with(tmp_path, monkeypatch):
     """done.json: the settings of the args.json the host wrote during this run (an older one is
     left alone), and where they differ from the plan, the difference."""
-
-    from hydra.core.utils import JobReturn, JobStatus
 
     args = {
         "method": "frossl",
@@ -224,14 +261,7 @@ def test_a_finished_job_records_what_the_host_ran_with(tmp_path, monkeypatch):
     plan = {job_dir.name: {"config_hash": "abcdef123456", "planned_with": planned_with}}
     (job_dir.parent / sweep.PLAN_FILE).write_text(json.dumps({"jobs": plan}))
     stale = job_dir / "trained_models" / "frossl" / "offline-old" / sweep.HOST_ARGS_FILE
-    config = OmegaConf.create(
-        {
-            "method": "frossl",
-            "seed": 1,
-            "checkpoint": {"enabled": True, "dir": "trained_models"},
-            "hydra": {"runtime": {"output_dir": str(job_dir)}, "overrides": {"task": ["seed=1"]}},
-        }
-    )
+    config = job_config(job_dir)
     monkeypatch.chdir(job_dir)
     monkeypatch.delenv(sweep.OWNER_ENV, raising=False)
     sweep.start_job(config)
@@ -242,10 +272,9 @@ def test_a_finished_job_records_what_the_host_ran_with(tmp_path, monkeypatch):
     written = job_dir / "trained_models" / "frossl" / "offline-new" / sweep.HOST_ARGS_FILE
     written.parent.mkdir(parents=True)
     written.write_text(json.dumps(args))
+    host_checkpoint(written.parent, epoch=1)  # the last epoch's, as the host names it
 
-    result = JobReturn()
-    result.status = JobStatus.COMPLETED
-    sweep.finish_job(config, result)
+    sweep.finish_job(config, completed())
     done = json.loads((job_dir / sweep.DONE_FILE).read_text())
     assert done["config_hash"] == "abcdef123456"
     assert done["ran_with"] == ran_with and done["planned_with"] == planned_with
@@ -253,10 +282,145 @@ def test_a_finished_job_records_what_the_host_ran_with(tmp_path, monkeypatch):
     assert done["disagreements"] == {"method_kwargs.proj_output_dim": {"planned": 128, "ran": 64}}
 
     written.unlink()  # checkpoint.enabled=false: the host writes no args.json
-    sweep.finish_job(config, result)
+    sweep.finish_job(config, completed())
     done = json.loads((job_dir / sweep.DONE_FILE).read_text())
     assert done["ran_with"] is None and sweep.HOST_ARGS_FILE in done["ran_with_note"]
     assert done["disagreements"] == {}
+
+
+def stats_line(epoch, part=0, resumed_from=0):
+    record = {"epoch": epoch, "part": part, "resumed_from_epoch": resumed_from}
+    return json.dumps({**record, "wall_time_s": 1.0, "epoch_time_s": 1.0}) + "\n"
+
+
+def test_a_job_that_returned_before_its_last_epoch_is_not_finished(tmp_path, monkeypatch, capfd):
+    """Hydra's COMPLETED says only that the host's script returned: a fit can end early
+    without an error (Lightning's max_time, or a SIGTERM where fit returns after one). The
+    epoch records and the last epoch's checkpoint decide."""
+
+    job_dir = tmp_path / "sweep" / "frossl_seed1_abcdef12"
+    job_dir.mkdir(parents=True)
+    monkeypatch.chdir(job_dir)
+    monkeypatch.delenv(sweep.OWNER_ENV, raising=False)
+    config = job_config(job_dir, max_epochs=3, epoch_stats=True)
+    sweep.start_job(config)
+    stats, versions = job_dir / "epoch_stats.jsonl", job_dir / "trained_models" / "frossl"
+    stats.write_text(stats_line(1) + stats_line(2))
+    host_checkpoint(versions / "0", epoch=1)
+
+    sweep.finish_job(config, completed())
+    assert not (job_dir / sweep.DONE_FILE).exists()
+    message = capfd.readouterr().err
+    assert "returned before the end of its training" in message
+    assert "epoch records (epoch_stats.jsonl) end at epoch 2 of 3" in message
+
+    # the last epoch recorded, but its checkpoint cut off while it was written
+    stats.write_text(stats_line(1) + stats_line(2) + stats_line(3, part=1, resumed_from=2))
+    last = host_checkpoint(versions / "1", epoch=2)
+    last.write_bytes(last.read_bytes()[:20])
+    sweep.finish_job(config, completed())
+    assert not (job_dir / sweep.DONE_FILE).exists()
+    assert f"no complete checkpoint of epoch 3 in {versions}" in capfd.readouterr().err
+
+    host_checkpoint(versions / "1", epoch=2)
+    sweep.finish_job(config, completed())
+    digest = json.loads((job_dir / sweep.JOB_FILE).read_text())["config_hash"]
+    assert sweep.is_finished(job_dir, digest)
+
+    # with neither records nor checkpoints to look at, nothing shows the end was reached
+    (job_dir / sweep.DONE_FILE).unlink()
+    blind = job_config(job_dir, max_epochs=3)
+    blind.checkpoint.enabled = False
+    sweep.finish_job(blind, completed())
+    assert not (job_dir / sweep.DONE_FILE).exists()
+    assert "neither epoch_stats nor checkpoints" in capfd.readouterr().err
+
+
+def test_the_last_epoch_need_not_be_checkpointed_when_the_host_does_not_save_it(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    config = job_config(tmp_path, max_epochs=3, epoch_stats=True)
+    config.checkpoint.frequency = 2  # the host saves epochs 0 and 2 (0-based) ...
+    (tmp_path / "epoch_stats.jsonl").write_text("".join(stats_line(e) for e in (1, 2, 3)))
+    assert not sweep.trained_to_end(config, tmp_path)[0]
+    host_checkpoint(tmp_path / "trained_models" / "frossl" / "0", epoch=2)
+    assert sweep.trained_to_end(config, tmp_path) == (True, "")
+    config.checkpoint.frequency = 4  # ... or epochs 0, 4, ...: epoch 2 is never saved
+    (tmp_path / "trained_models").rename(tmp_path / "elsewhere")
+    assert sweep.trained_to_end(config, tmp_path) == (True, "")
+
+
+def test_a_rerun_job_keeps_what_its_unfinished_attempt_wrote(tmp_path, monkeypatch):
+    """Checkpoints, epoch records, spectra and logs stay for the host's auto_resume and the
+    report; only a stale done.json goes, and job.json keeps the first start."""
+
+    job_dir = tmp_path / "sweep" / "frossl_seed1_abcdef12"
+    job_dir.mkdir(parents=True)
+    monkeypatch.chdir(job_dir)
+    monkeypatch.delenv(sweep.OWNER_ENV, raising=False)
+    config = job_config(job_dir)
+    sweep.start_job(config)
+    first = json.loads((job_dir / sweep.JOB_FILE).read_text())
+    kept = [
+        host_checkpoint(job_dir / "trained_models" / "frossl" / "0", epoch=0),
+        job_dir / "epoch_stats.jsonl",
+        job_dir / "spectrum" / "spectra.jsonl",
+        job_dir / "lightning_logs" / "version_0" / "hparams.yaml",
+    ]
+    for path in kept[1:]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}\n")
+    (job_dir / sweep.DONE_FILE).write_text(json.dumps({"config_hash": "stale"}))
+
+    sweep.start_job(config)
+    assert all(path.exists() for path in kept)
+    assert not (job_dir / sweep.DONE_FILE).exists()
+    again = json.loads((job_dir / sweep.JOB_FILE).read_text())
+    assert again["started_at_s"] == first["started_at_s"] and again["starts"] == 2
+    assert first["starts"] == 1 and again["last_started_at"] >= first["started_at"]
+
+
+@pytest.mark.parametrize(
+    "checkpoint_dir, chdir, inside",
+    [
+        ("trained_models", True, True),
+        (".", True, True),
+        ("trained_models/../models", True, True),
+        ("../shared", True, False),
+        ("{tmp}/shared", True, False),
+        ("{job}/trained_models", True, True),
+        ("trained_models", False, False),  # relative to the sweep's working directory
+    ],
+)
+def test_a_checkpoint_dir_outside_the_job_folder_is_refused(
+    tmp_path, monkeypatch, checkpoint_dir, chdir, inside
+):
+    job_dir = tmp_path / "sweep" / "frossl_seed1_abcdef12"
+    job_dir.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    config = job_config(job_dir, checkpoint_dir=checkpoint_dir.format(tmp=tmp_path, job=job_dir))
+    config.hydra.job.chdir = chdir
+    problem = sweep.checkpoint_dir_problem(config, job_dir)
+    assert (problem is None) == inside, problem
+    if not inside:
+        assert "outside its folder" in problem and "checkpoint.dir=" in problem
+        if chdir:
+            monkeypatch.chdir(job_dir)
+        with pytest.raises(ValueError, match="outside its folder"):
+            sweep.start_job(config)
+        assert not (job_dir / sweep.JOB_FILE).exists()
+
+
+@requires_host
+@pytest.mark.host
+def test_compare_jobs_resume_from_their_own_checkpoints():
+    cfg = compose_compare([])
+    assert cfg["auto_resume"]["enabled"] is True
+    # the host skips checkpoints older than max_hours: a sweep of weeks still resumes
+    assert cfg["auto_resume"]["max_hours"] >= 24 * 365
+    assert not Path(cfg["checkpoint"]["dir"]).is_absolute() and ".." not in cfg["checkpoint"]["dir"]
+    assert cfg["checkpoint"]["frequency"] == 1 and cfg["epoch_stats"]["enabled"] is True
 
 
 def test_a_job_is_finished_only_with_done_json_for_the_same_config(tmp_path):
@@ -501,6 +665,8 @@ def test_the_slurm_launcher_submits_one_array_of_the_planned_jobs(tmp_path, demo
     assert "submitit.core._submit" in script
     planned = json.loads((sweep_dir / sweep.PLAN_FILE).read_text())["jobs"]
     assert sweep.OWNER_ENV not in script  # cluster jobs never watch the login node's process
+    # the launcher's default max_num_timeout, 0: timeouts would not be requeued, and it says so
+    assert "hydra.launcher.max_num_timeout is 0" in output
     submitted = []
     for path in pickles:
         with path.open("rb") as handle:
@@ -509,6 +675,211 @@ def test_the_slurm_launcher_submits_one_array_of_the_planned_jobs(tmp_path, demo
         submitted.append(subdir[0])
         assert f"preset={planned[subdir[0]]['method']}" in overrides
     assert sorted(submitted) == sorted(planned)
+
+
+def complete_checkpoints(sweep_dir):
+    from frossl_plugin.host.resume import is_complete_checkpoint
+
+    found = sweep_dir.glob("*/trained_models/*/*/*-ep=*.ckpt")
+    return sorted(
+        (path for path in found if is_complete_checkpoint(path)),
+        key=lambda path: int(path.stem.rsplit("-ep=", 1)[1]),
+    )
+
+
+def resumed_run_overrides(demo_data, sweep_dir, epochs):
+    """tiny_run's overrides with ``epochs`` epochs of three steps."""
+
+    keep = [
+        o for o in tiny_run(demo_data, sweep_dir) if "max_epochs" not in o and "limit_tr" not in o
+    ]
+    return [*keep, f"max_epochs={epochs}", "++limit_train_batches=3"]
+
+
+@requires_host
+@pytest.mark.host
+@pytest.mark.slow
+def test_a_sweep_killed_during_a_job_resumes_it_from_its_last_checkpoint(tmp_path, demo_data):
+    """SIGKILL once the job's first checkpoint is complete, a pause, the same command again:
+    the job continues from its checkpoint, ends finished, and the report has one curve timed by
+    its training only."""
+
+    import csv
+
+    from frossl_plugin.compare.report import write_report
+
+    sweep_dir, epochs, stopped_s = tmp_path / "sweep", 3, 5.0
+    args = ["-m", "--config-name=compare", "preset=frossl", "seed=1"]
+    args += resumed_run_overrides(demo_data, sweep_dir, epochs)
+    began = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, str(HOST_PATH / "main_pretrain.py"), *args],
+        cwd=tmp_path,
+        env=host_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    assert wait_for(lambda: complete_checkpoints(sweep_dir) or process.poll() is not None, 600)
+    os.killpg(process.pid, signal.SIGKILL)
+    output = process.communicate(timeout=60)[0].decode(errors="replace")
+    assert process.returncode == -signal.SIGKILL, output[-3000:]
+    (job,) = [path.parent for path in sweep_dir.glob(f"*/{sweep.JOB_FILE}")]
+    assert not (job / sweep.DONE_FILE).exists()
+    newest = complete_checkpoints(sweep_dir)[-1]
+    killed_at = int(newest.stem.rsplit("-ep=", 1)[1]) + 1  # epochs its checkpoint holds
+    assert killed_at < epochs, "the job ended before it was killed"
+    first_record = (job / "epoch_stats.jsonl").read_text().splitlines()[0]
+    time.sleep(stopped_s)  # the job sits stopped: not training time
+
+    rerun = run_host_script("main_pretrain.py", args, cwd=tmp_path)
+    elapsed = time.monotonic() - began
+    out = rerun.stdout + rerun.stderr
+    assert rerun.returncode == 0, out[-3000:]
+    assert "0 finished before (skipped), 1 to run, 1 of them with checkpoints" in out
+    resumed_from = newest.relative_to(job)  # checkpoint.dir is relative to the job's folder
+    assert f"Resuming from previous checkpoint that matches specifications: '{resumed_from}'" in out
+    assert (job / sweep.DONE_FILE).is_file()
+    lines = (job / "epoch_stats.jsonl").read_text().splitlines()
+    assert lines[0] == first_record  # written before the kill, never rewritten
+    records = [json.loads(line) for line in lines]
+    assert [r["epoch"] for r in records if r["epoch"] <= killed_at] == list(range(1, killed_at + 1))
+    resumed = [r for r in records if r["part"] == 1]
+    assert [r["epoch"] for r in resumed] == list(range(killed_at + 1, epochs + 1))
+    assert {r["resumed_from_epoch"] for r in resumed} == {killed_at}
+
+    write_report(sweep_dir)
+    with (sweep_dir / "runs.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["epoch"]) for row in rows] == list(range(1, epochs + 1))
+    times = [float(row["training_time_s"]) for row in rows]
+    by_epoch = {r["epoch"]: r for r in records}  # the kept record of each epoch is its last
+    assert times == pytest.approx(
+        list(itertools.accumulate(by_epoch[e]["epoch_time_s"] for e in range(1, epochs + 1)))
+    )
+    # summed over the parts: up to the checkpoint, then the resumed part's own clock
+    assert times[-1] == pytest.approx(times[killed_at - 1] + by_epoch[epochs]["wall_time_s"])
+    assert times[-1] < elapsed - stopped_s  # neither the pause nor the start-ups count
+    summary = (sweep_dir / "summary.md").read_text()
+    assert "- jobs finished: 1 of 1" in summary
+
+
+@requires_host
+@pytest.mark.host
+def test_the_sweeper_refuses_a_shared_checkpoint_dir_before_launching(tmp_path, demo_data):
+    sweep_dir = tmp_path / "sweep"
+    done = run_host_script(
+        "main_pretrain.py",
+        ["-m", "--config-name=compare", "preset=frossl,vicreg", "seed=1"]
+        + tiny_run(demo_data, sweep_dir)
+        + [f"checkpoint.dir={tmp_path / 'shared'}"],
+        cwd=tmp_path,
+    )
+    assert done.returncode != 0
+    assert "2 of 2 jobs: checkpoint.dir=" in done.stderr and "outside its folder" in done.stderr
+    assert not list(sweep_dir.glob(f"*/{sweep.JOB_FILE}"))  # nothing launched
+
+
+FAKE_SCONTROL = 'echo "$@" >> "$FAKE_SLURM_DIR/scontrol.log"\n'
+
+
+@requires_host
+@pytest.mark.host
+@pytest.mark.slow
+def test_a_slurm_job_at_its_time_limit_is_requeued_by_submitit_and_resumes(tmp_path, demo_data):
+    """No cluster: fake Slurm commands, and the job's batch command run by hand with the
+    variables SLURM sets. USR2, which SLURM sends signal_delay_s before the time limit
+    (``#SBATCH --signal``), makes submitit call the launcher's checkpoint() and requeue the
+    job; run again, as SLURM reruns a requeued job, it resumes from its checkpoint."""
+
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    for name, body in {**FAKE_SLURM, "scontrol": FAKE_SCONTROL}.items():
+        (fake_bin / name).write_text("#!/bin/sh\n" + body)
+        (fake_bin / name).chmod(0o755)
+    env = host_env()
+    env.update(PATH=f"{fake_bin}{os.pathsep}{env['PATH']}", FAKE_SLURM_DIR=str(tmp_path))
+    sweep_dir, epochs = tmp_path / "sweep", 2
+    args = [sys.executable, str(HOST_PATH / "main_pretrain.py"), "-m", "--config-name=compare"]
+    args += ["preset=frossl", "seed=1", *resumed_run_overrides(demo_data, sweep_dir, epochs)]
+    # a one-minute limit: submitit takes any signal after min(0.8 x limit, limit - 10 min) of
+    # running for the time limit; up to two requeues after a timeout
+    args += ["hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=1"]
+    args += ["hydra.launcher.max_num_timeout=2"]
+    process = subprocess.Popen(
+        args,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    assert wait_for(
+        lambda: list(sweep_dir.glob(".submitit/*/*_submitted.pkl")) or process.poll() is not None,
+        300,
+    )
+    time.sleep(1)  # the pickle is moved into place whole; let sbatch's copy finish too
+    os.killpg(process.pid, signal.SIGKILL)  # the login node's sweep is not needed any more
+    output = process.communicate()[0].decode(errors="replace")
+    (submitted,) = sweep_dir.glob(".submitit/*/*_submitted.pkl")
+    assert "max_num_timeout is 0" not in output
+    script = (tmp_path / "submission.sh").read_text()
+    assert "#SBATCH --signal=USR2@120" in script and "#SBATCH --time=1" in script
+    batch_command = shlex.split(script.strip().splitlines()[-1])  # srun ... python -u -m ...
+    batch_command = batch_command[batch_command.index("-u") - 1 :]
+    with submitted.open("rb") as handle:
+        planned = pickle.load(handle)
+    job_id = submitted.parent.name
+    slurm_env = {
+        **env,
+        "SUBMITIT_EXECUTOR": "slurm",  # the batch script exports it
+        "SLURM_JOB_ID": job_id,
+        "SLURM_JOB_NAME": "main_pretrain",
+        "SLURM_NTASKS": "1",
+        "SLURM_JOB_NUM_NODES": "1",
+        "SLURM_NODEID": "0",
+        "SLURM_PROCID": "0",
+        "SLURM_LOCALID": "0",
+        "SLURM_NODELIST": "localhost",
+    }
+    slurm_env.pop(sweep.OWNER_ENV, None)
+
+    first = subprocess.Popen(
+        batch_command,
+        cwd=tmp_path,
+        env=slurm_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert wait_for(lambda: complete_checkpoints(sweep_dir) or first.poll() is not None, 600)
+    first.send_signal(signal.SIGUSR2)  # SLURM's warning before the time limit
+    log = first.communicate(timeout=120)[0].decode(errors="replace")
+    assert first.returncode != 0, log[-3000:]
+    assert "this job is timed-out" in log and "Calling checkpoint method" in log, log[-3000:]
+    assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", job_id]
+    (job,) = [path.parent for path in sweep_dir.glob(f"*/{sweep.JOB_FILE}")]
+    assert not (job / sweep.DONE_FILE).exists()
+    with submitted.open("rb") as handle:
+        requeued = pickle.load(handle)  # what the launcher's checkpoint() resubmitted
+    assert type(requeued.function).__name__ == "SlurmLauncher"
+    assert requeued.args[:4] == planned.args[:4]  # the same job: overrides, folder key, index
+    assert requeued._timeout_countdown == planned._timeout_countdown - 1 == 1
+    newest = complete_checkpoints(sweep_dir)[-1]
+
+    second = subprocess.run(
+        batch_command, cwd=tmp_path, env=slurm_env, capture_output=True, text=True, timeout=600
+    )
+    log = second.stdout + second.stderr
+    assert second.returncode == 0, log[-3000:]
+    resumed_from = newest.relative_to(job)
+    assert f"Resuming from previous checkpoint that matches specifications: '{resumed_from}'" in log
+    assert (job / sweep.DONE_FILE).is_file()
+    with (submitted.parent / f"{job_id}_0_result.pkl").open("rb") as handle:
+        outcome, job_return = pickle.load(handle)
+    assert outcome == "success" and job_return.status.name == "COMPLETED"
+    records = [json.loads(line) for line in (job / "epoch_stats.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], r["part"]) for r in records] == [(1, 0), (2, 1)]
+    assert records[1]["resumed_from_epoch"] == 1
 
 
 def wait_for(predicate, timeout):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch import Callback, LightningModule, Trainer
 from torch.utils.data import DataLoader, TensorDataset
 
 from frossl_plugin.callbacks import epoch_stats
@@ -86,3 +86,114 @@ def test_peak_rss_reads_vmhwm(tmp_path, monkeypatch):
     assert epoch_stats.peak_rss_mib() == 2.0
     monkeypatch.setattr(epoch_stats, "PROC_STATUS", tmp_path / "none")
     assert epoch_stats.peak_rss_mib() is None
+
+
+# --- a run stopped and resumed: parts, epoch times, order against the checkpointer ----------
+
+
+def trainer(path: Path, epochs: int, callbacks=()) -> Trainer:
+    return Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[*callbacks, EpochStats(str(path))],
+    )
+
+
+def records(path: Path) -> list:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def data() -> DataLoader:
+    return DataLoader(TensorDataset(torch.randn(4, 8)), batch_size=2)
+
+
+def test_a_resumed_fit_appends_its_records_as_the_next_part(tmp_path):
+    path = tmp_path / "stats.jsonl"
+    first = trainer(path, epochs=2)
+    first.fit(TinyModule(), data())
+    first.save_checkpoint(tmp_path / "last.ckpt")
+    trainer(path, epochs=4).fit(TinyModule(), data(), ckpt_path=str(tmp_path / "last.ckpt"))
+
+    lines = records(path)
+    assert [(r["epoch"], r["part"], r["resumed_from_epoch"]) for r in lines] == [
+        (1, 0, 0),
+        (2, 0, 0),
+        (3, 1, 2),
+        (4, 1, 2),
+    ]
+    for record in lines:
+        assert record["epoch_time_s"] > 0
+    # wall_time_s starts again in the resumed part; epoch_time_s is the time since the last
+    # record of the part (its fit's start for the first)
+    assert lines[2]["wall_time_s"] == pytest.approx(lines[2]["epoch_time_s"])
+    assert lines[2]["wall_time_s"] < lines[1]["wall_time_s"] + lines[2]["epoch_time_s"]
+    for before, after in ((lines[0], lines[1]), (lines[2], lines[3])):
+        assert after["epoch_time_s"] == pytest.approx(after["wall_time_s"] - before["wall_time_s"])
+
+
+def test_a_fit_after_records_without_parts_is_the_next_part(tmp_path):
+    path = tmp_path / "stats.jsonl"
+    path.write_text(json.dumps({"epoch": 1, "wall_time_s": 2.0}) + "\n")  # an earlier version's
+    trainer(path, epochs=1).fit(TinyModule(), data())
+    assert [record.get("part") for record in records(path)] == [None, 1]
+
+
+class CheckpointerProbe(Callback):
+    """Listed before the plugin's callbacks, as the host's Checkpointer is: records, at its
+    on_train_epoch_end (where the host saves the epoch's checkpoint), the epochs recorded."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.seen = []
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        recorded = [r["epoch"] for r in records(self.path)] if self.path.exists() else []
+        self.seen.append((trainer.current_epoch + 1, recorded))
+
+
+def test_the_record_of_an_epoch_is_written_before_the_checkpointer_saves_it(tmp_path):
+    """The host's main_pretrain.py lists its Checkpointer before the callbacks of the plugin's
+    entry point; EpochStats moves the plugin's callbacks, in their order, to the front, so that
+    a stop between the two never leaves a checkpoint of an epoch without its record."""
+
+    from frossl_plugin.callbacks import from_config
+
+    path = tmp_path / "stats.jsonl"
+    probe = CheckpointerProbe(path)
+    from_config.activate(
+        {"epoch_stats": {"enabled": True, "path": str(path)}, "random_state": {"enabled": True}}
+    )
+    try:
+        run = Trainer(
+            accelerator="cpu",
+            devices=1,
+            max_epochs=2,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=[probe],  # the factory's EpochStats comes after it
+        )
+    finally:
+        from_config.deactivate()
+    names = [type(callback).__name__ for callback in run.callbacks]
+    assert names.index("CheckpointerProbe") < names.index("EpochStats")
+    run.fit(TinyModule(), data())
+    names = [type(callback).__name__ for callback in run.callbacks]
+    assert names[:3] == ["RandomStateCheckpoint", "EpochStats", "CheckpointerProbe"]
+    assert probe.seen == [(1, [1]), (2, [1, 2])]
+
+
+def test_a_record_cut_off_by_a_kill_is_removed_when_the_next_part_starts(tmp_path):
+    path = tmp_path / "stats.jsonl"
+    whole = json.dumps({"epoch": 1, "part": 0, "resumed_from_epoch": 0, "wall_time_s": 1.0})
+    path.write_text(whole + "\n" + whole[: len(whole) // 2])  # killed while writing epoch 2
+    trainer(path, epochs=1).fit(TinyModule(), data())
+    lines = path.read_text().splitlines()
+    assert lines[0] == whole and len(lines) == 2
+    assert json.loads(lines[1])["part"] == 1

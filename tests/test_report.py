@@ -590,3 +590,100 @@ def test_a_jobs_own_peak_carries_no_tag_but_mixed_kinds_do(tmp_path):
     assert (
         rows["vicreg"][8] == f"{100.0 + 10 + EPOCHS:.0f} (RSS) / {100.0 + 20 + EPOCHS:.0f} (CUDA)"
     )
+
+
+# --- a job stopped and resumed: its parts joined ----------------------------------------------
+
+
+def part_record(epoch: int, part: int, resumed_from: int, wall: float, took: float, acc: float):
+    return {
+        "epoch": epoch,
+        "part": part,
+        "resumed_from_epoch": resumed_from,
+        "wall_time_s": wall,
+        "epoch_time_s": took,
+        "metrics": {"val_acc1": acc},
+    }
+
+
+# part 0 recorded epochs 1-3 and was stopped before epoch 3's checkpoint; part 1 continued from
+# epoch 2's and was stopped during epoch 5; part 2 continued from epoch 4's (its wall time, as
+# every part's, starts again at 0)
+RESUMED = [
+    part_record(1, 0, 0, 10.0, 10.0, 20.0),
+    part_record(2, 0, 0, 14.0, 4.0, 30.0),
+    part_record(3, 0, 0, 18.0, 4.0, 99.0),  # trained again by part 1
+    part_record(3, 1, 2, 7.0, 7.0, 40.0),
+    part_record(4, 1, 2, 12.0, 5.0, 50.0),
+    part_record(5, 2, 4, 9.0, 9.0, 60.0),
+    part_record(6, 2, 4, 14.0, 5.0, 70.0),
+]
+RESUMED_TIMES = {1: 10.0, 2: 14.0, 3: 21.0, 4: 26.0, 5: 35.0, 6: 40.0}  # training time summed
+
+
+def test_join_parts_keeps_one_record_per_epoch_and_sums_training_time():
+    joined = report.join_parts(RESUMED)
+    assert [r["epoch"] for r in joined] == [1, 2, 3, 4, 5, 6]
+    assert [r["part"] for r in joined] == [0, 0, 1, 1, 2, 2]  # epoch 3: the part continued
+    assert joined[2]["metrics"]["val_acc1"] == 40.0
+    assert {r["epoch"]: r["training_time_s"] for r in joined} == pytest.approx(RESUMED_TIMES)
+
+
+def test_join_parts_drops_what_a_part_resumed_from_an_earlier_epoch_trained_again():
+    """A part that resumed from an earlier checkpoint (the last one was cut off) or started
+    afresh continues from there: the records of the epochs after it are another branch."""
+
+    records = [
+        part_record(1, 0, 0, 5.0, 5.0, 1.0),
+        part_record(2, 0, 0, 10.0, 5.0, 2.0),
+        part_record(3, 0, 0, 15.0, 5.0, 3.0),
+        part_record(2, 1, 1, 6.0, 6.0, 4.0),  # epoch 2's checkpoint was cut off
+        part_record(1, 2, 0, 8.0, 8.0, 5.0),  # no checkpoint left at all: a fresh start
+    ]
+    joined = report.join_parts(records)
+    assert [(r["epoch"], r["part"]) for r in joined] == [(1, 2)]
+    assert joined[0]["training_time_s"] == 8.0
+    joined = report.join_parts(records[:4])
+    assert [(r["epoch"], r["part"]) for r in joined] == [(1, 0), (2, 1)]
+    assert [r["training_time_s"] for r in joined] == [5.0, 11.0]
+
+
+def test_join_parts_reads_records_written_before_parts_were_recorded():
+    """Earlier records have neither part nor epoch_time_s: the later record of an epoch wins and
+    an epoch's time is the growth of wall_time_s, or all of it where the wall time started
+    again (a resumed part)."""
+
+    old = [
+        {"epoch": 1, "wall_time_s": 10.0},
+        {"epoch": 2, "wall_time_s": 20.0},
+        {"epoch": 2, "wall_time_s": 12.0},  # resumed from epoch 1, trained epoch 2 again
+        {"epoch": 3, "wall_time_s": 22.0},
+        {"epoch": 4, "wall_time_s": 30.0},  # resumed from epoch 3: its own part
+    ]
+    joined = report.join_parts(old)
+    assert [r["epoch"] for r in joined] == [1, 2, 3, 4]
+    assert [r["wall_time_s"] for r in joined] == [10.0, 12.0, 22.0, 30.0]
+    assert [r["training_time_s"] for r in joined] == [10.0, 22.0, 32.0, 40.0]
+    assert report.join_parts([]) == []
+
+
+def test_the_report_shows_a_resumed_job_as_one_curve_timed_by_its_training(tmp_path):
+    root = tmp_path / "sweep"
+    root.mkdir()
+    write_job(root, "frossl_seed1", "frossl", 1, [], 60.0)
+    with (root / "frossl_seed1" / "epoch_stats.jsonl").open("w") as handle:
+        handle.writelines(json.dumps(record) + "\n" for record in RESUMED)
+    report.write_report(root, target_acc=45.0)
+    with (root / "runs.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["epoch"]) for row in rows] == [1, 2, 3, 4, 5, 6]
+    assert [float(row["training_time_s"]) for row in rows] == [
+        RESUMED_TIMES[e] for e in range(1, 7)
+    ]
+    assert [row["part"] for row in rows] == ["0", "0", "1", "1", "2", "2"]
+    cells = table_rows((root / "summary.md").read_text())["frossl"]
+    # 45 % first at epoch 4 (not epoch 3's 99 %, which part 1 trained again), after 26 s of
+    # training, not part 1's wall time of 12 s nor the 14 + 18 + 12 s the parts' clocks show
+    assert cells[4] == "4.0 ± - (1/1 reached)" and cells[5] == "26.0 ± -"
+    assert cells[2] == "70.0 ± -"
+    assert "summed over its parts" in (root / "summary.md").read_text()

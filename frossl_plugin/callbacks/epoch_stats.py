@@ -5,7 +5,7 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -71,6 +71,41 @@ def process_peak_rss_mib() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes there, else KiB
 
 
+def read_records(path: Path) -> List[dict]:
+    """The whole JSON records of a JSON-lines file, in order; [] when it does not exist. A line
+    that is not a JSON object (one cut off while it was written) is left out."""
+
+    try:
+        text = path.read_text()
+    except OSError:
+        return []
+    records = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def drop_cut_off_tail(path: Path) -> bool:
+    """Removes a last line without its newline from ``path``: the record a run was writing when
+    it was killed. The next record would otherwise be appended to it, making one line that is
+    not JSON. Returns whether something was removed."""
+
+    try:
+        with path.open("rb+") as handle:
+            data = handle.read()
+            if not data or data.endswith(b"\n"):
+                return False
+            handle.truncate(data.rfind(b"\n") + 1)
+    except OSError:
+        return False
+    return True
+
+
 def _scalar_metrics(metrics: Dict[str, Any]) -> Dict[str, float]:
     scalars = {}
     for key, value in metrics.items():
@@ -84,11 +119,21 @@ def _scalar_metrics(metrics: Dict[str, Any]) -> Dict[str, float]:
 class EpochStats(Callback):
     """Appends one JSON line per training epoch to ``path`` (global rank 0 only).
 
-    Each line holds:
+    A run stopped and resumed from a checkpoint (the host's ``auto_resume``) goes on appending
+    to the same file: each fit is a *part* of the run. Each line holds:
 
     - ``epoch``: epochs completed (1 for the first);
-    - ``wall_time_s``: seconds since the fit started (sanity check, training, validation and
-      checkpointing included), measured at the end of the epoch;
+    - ``part``: which fit of the run wrote it (0 for the first; the next fit with records in
+      ``path`` counts on), and ``resumed_from_epoch``: the epochs completed when that fit started
+      (0 for a fresh start). An epoch can appear twice, when a part stopped after writing its
+      record but before the checkpoint of that epoch: the next part trains it again, and its
+      record is the one of the run (``frossl_plugin.compare.report.join_parts``);
+    - ``wall_time_s``: seconds since this part's fit started (sanity check, training, validation
+      and checkpointing included), measured at the end of the epoch; it starts again at 0 in a
+      resumed part;
+    - ``epoch_time_s``: seconds since the previous record of this part, or since this part's fit
+      started for its first record: summed over the epochs of a run, the time spent training it,
+      without the time it was stopped;
     - ``train_time_s``: seconds of the training batches of the epoch (from the epoch start to
       the start of its validation, or to its end when it has none); ``val_time_s``;
     - ``steps``, ``samples`` (summed over processes), ``images_per_s`` = samples /
@@ -108,6 +153,10 @@ class EpochStats(Callback):
     On CUDA the callback synchronizes the device twice per epoch (at the end of the training
     batches and at the end of the epoch), never per step.
 
+    The record of an epoch is written before the checkpoint of that epoch (see :meth:`setup`),
+    and a line cut off by a kill is removed when the next part starts, so a run stopped at any
+    moment and resumed has one record for every epoch of its checkpoints.
+
     Args:
         path (str): JSON-lines file; relative paths are relative to the working directory.
     """
@@ -116,6 +165,9 @@ class EpochStats(Callback):
         super().__init__()
         self.path = Path(path)
         self._fit_start: Optional[float] = None
+        self._last_record: Optional[float] = None  # perf_counter time of this part's last record
+        self._part = 0
+        self._resumed_from: Optional[int] = None  # epochs completed when this fit started
         self._epoch_start = 0.0
         self._train_end: Optional[float] = None
         self._val_start: Optional[float] = None
@@ -130,14 +182,47 @@ class EpochStats(Callback):
             torch.cuda.synchronize(pl_module.device)
         return time.perf_counter()
 
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Moves the plugin's callbacks, this one among them, in their order, to the front of
+        ``trainer.callbacks``.
+
+        Lightning calls the callbacks' ``on_train_epoch_end`` in list order, and the host's
+        ``main_pretrain.py`` puts its Checkpointer into the list before the callbacks of the
+        plugin's entry point. Behind it, a run stopped after the checkpoint of epoch k was
+        written but before this record was would resume after epoch k without ever having its
+        record. In front, a stop between the two leaves a record whose checkpoint is missing:
+        the resumed run trains that epoch again and writes it anew, which the report resolves
+        (the later record wins). The plugin's other callbacks move along, in their order, so
+        that this record still holds what the SpectrumMonitor before it logged for the epoch
+        and the spectra are written before the checkpoint too. A new list is assigned, not the
+        old one reordered: Lightning is iterating over the old one while it calls this hook.
+        """
+
+        def ours(callback: Callback) -> bool:
+            return type(callback).__module__.split(".")[0] == __name__.split(".")[0]
+
+        plugin = [callback for callback in trainer.callbacks if ours(callback)]
+        others = [callback for callback in trainer.callbacks if not ours(callback)]
+        if trainer.callbacks != plugin + others:
+            trainer.callbacks = plugin + others
+
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._fit_start = time.perf_counter()
+        self._last_record = None
+        self._resumed_from = None
         # this job's peak, not an earlier job's of the same process
         self._rss_resets = pl_module.device.type != "cuda" and reset_peak_rss()
         if trainer.is_global_zero:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            drop_cut_off_tail(self.path)  # a record cut off when an earlier part was killed
+            earlier = read_records(self.path)
+            parts = [r["part"] for r in earlier if isinstance(r.get("part"), int)]
+            # records without ``part`` (written before it existed) count as one part
+            self._part = max(parts) + 1 if parts else int(bool(earlier))
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._resumed_from is None:
+            self._resumed_from = trainer.current_epoch  # > 0 after loading a checkpoint
         if pl_module.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(pl_module.device)
         elif self._rss_resets:
@@ -182,9 +267,14 @@ class EpochStats(Callback):
         elif peak_mib is None:
             memory_kind, memory_since = "cpu_process_peak_rss", "process_start"
             peak_mib = process_peak_rss_mib()
+        fit_start = self._fit_start if self._fit_start is not None else self._epoch_start
         record = {
             "epoch": trainer.current_epoch + 1,
-            "wall_time_s": now - (self._fit_start or self._epoch_start),
+            "part": self._part,
+            "resumed_from_epoch": self._resumed_from or 0,
+            "wall_time_s": now - fit_start,
+            "epoch_time_s": now
+            - (self._last_record if self._last_record is not None else fit_start),
             "train_time_s": train_time,
             "val_time_s": self._val_time,
             "steps": self._steps,
@@ -199,3 +289,4 @@ class EpochStats(Callback):
         }
         with self.path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
+        self._last_record = now

@@ -23,8 +23,11 @@ STATS_FILE, SPECTRA_FILE = "epoch_stats.jsonl", "spectrum/spectra.jsonl"
 # ran_with: the job's settings (JSON) as the host ran them ("job") or as the sweep planned
 # them ("plan"), see ran_with_source
 JOB_COLUMNS = ["job", "label", "method", "seed", "finished", "ran_with", "ran_with_source"]
+# training_time_s: the time spent training up to the end of the epoch, summed over the job's
+# parts (join_parts); wall_time_s, epoch_time_s, part and resumed_from_epoch as recorded
 EPOCH_COLUMNS = (
-    "epoch wall_time_s train_time_s val_time_s steps samples images_per_s step_time_s "
+    "epoch training_time_s wall_time_s epoch_time_s part resumed_from_epoch train_time_s "
+    "val_time_s steps samples images_per_s step_time_s "
     "peak_memory_mib memory_kind memory_since online_acc1 online_acc5 knn_acc1 knn_acc5 "
     "train_loss train_loss_metric rankme_backbone rankme_projector renyi2_backbone "
     "renyi2_projector"
@@ -165,6 +168,67 @@ def read_jsonl(path: Path) -> List[dict]:
     return records
 
 
+def _epoch_time(record: dict, previous: Optional[dict]) -> float:
+    """The seconds ``record``'s epoch took: its ``epoch_time_s``, or for a record written before
+    that field existed, the growth of ``wall_time_s`` since ``previous`` (the record before it
+    in the file), or its whole ``wall_time_s`` where a new part started (the epoch does not
+    follow the previous one, or the wall time started again)."""
+
+    if _finite(record.get("epoch_time_s")):
+        return float(record["epoch_time_s"])
+    wall = record.get("wall_time_s")
+    if not _finite(wall):
+        return NAN
+    if previous is None or not _finite(previous.get("wall_time_s")):
+        return float(wall)
+    follows = record.get("epoch") == previous.get("epoch", NAN) + 1
+    if follows and wall >= previous["wall_time_s"]:
+        return float(wall - previous["wall_time_s"])
+    return float(wall)
+
+
+def join_parts(records: Sequence[dict]) -> List[dict]:
+    """The epoch records of one run stopped and resumed, possibly several times (EpochStats
+    appends each part's records to the same file), joined into one curve: one record per epoch,
+    in epoch order, each with ``training_time_s``, the time spent training up to the end of that
+    epoch summed over the kept epochs, not counting the time the run was stopped.
+
+    A part that starts (``part`` changes) from ``resumed_from_epoch`` r continues from the
+    checkpoint of epoch r: the records of earlier parts after epoch r belong to training it
+    did again and are dropped. Where an epoch still appears twice (records written before
+    ``part`` existed), the later record is kept: a part stopped after writing the record of an
+    epoch but before its checkpoint was continued from the epoch before, and the next part
+    trained that epoch again. The time of a dropped record is not counted.
+
+    Args:
+        records: the records of an ``epoch_stats.jsonl`` in file order (each with ``epoch``).
+
+    Returns:
+        List[dict]: copies of the kept records, with ``training_time_s`` added.
+    """
+
+    kept: Dict[Any, dict] = {}
+    part, previous = object(), None
+    for record in records:
+        if not isinstance(record.get("epoch"), int):
+            continue
+        record = {**record, "_epoch_time": _epoch_time(record, previous)}
+        previous = record
+        if "resumed_from_epoch" in record and record.get("part") != part:
+            start = record["resumed_from_epoch"]
+            kept = {epoch: r for epoch, r in kept.items() if epoch <= start}
+        part = record.get("part")
+        kept.pop(record["epoch"], None)
+        kept[record["epoch"]] = record
+    joined, total = [], 0.0
+    for epoch in sorted(kept):
+        record = dict(kept[epoch])
+        total += record.pop("_epoch_time")
+        record["training_time_s"] = total
+        joined.append(record)
+    return joined
+
+
 def _read_json(path: Path) -> dict:
     try:
         value = json.loads(path.read_text())
@@ -227,10 +291,10 @@ class Job:
 
 
 def job_rows(job: Job) -> List[dict]:
-    """One CSV row per recorded epoch of ``job``."""
+    """One CSV row per epoch of ``job``, its parts joined (:func:`join_parts`)."""
 
     rows = []
-    for record in read_jsonl(job.directory / STATS_FILE):
+    for record in join_parts(read_jsonl(job.directory / STATS_FILE)):
         metrics = record.get("metrics", {})
         loss_key = loss_metric_of(job.method, metrics)
         row = {key: record.get(key) for key in EPOCH_COLUMNS if key in record}
@@ -266,7 +330,10 @@ def _load_job(job_file: Path) -> Job:
     done = _read_json(directory / DONE_FILE) if (directory / DONE_FILE).is_file() else {}
     # the sweeper's own test: done.json for this config (an earlier config's does not count)
     job.finished = is_finished(directory, info.get("config_hash"))
-    job.last_time = done.get("finished_at") or info.get("started_at") or ""
+    # a job started again (resumed) counts from its last start
+    job.last_time = (
+        done.get("finished_at") or info.get("last_started_at") or info.get("started_at") or ""
+    )
     if job.finished and isinstance(done.get("ran_with"), dict):
         job.ran_with, job.ran_with_source = done["ran_with"], "job"
         job.disagreements = done.get("disagreements") or {}
@@ -584,7 +651,7 @@ def summary_markdown(sweep: Sweep, target: float, target_source: str, metric: st
             _pm([_last(j.rows, "online_acc1") for j in jobs]),
             _pm([_last(j.rows, "knn_acc1") for j in jobs]),
             f"{_pm([r['epoch'] for r in reached])} ({len(reached)}/{len(jobs)} reached)",
-            _pm([r["wall_time_s"] for r in reached]),
+            _pm([r["training_time_s"] for r in reached]),
             _fmt(1000 * _mean([_after_first(j.rows, "step_time_s") for j in jobs])),
             _fmt(_mean([_after_first(j.rows, "images_per_s") for j in jobs])),
             memory_cell(jobs, tagged),
@@ -599,15 +666,18 @@ def summary_markdown(sweep: Sweep, target: float, target_source: str, metric: st
         "",
         "Mean ± sample std over the seeds of a label (std '-' with one seed). Final accuracy: "
         "the last recorded value of each seed. Epochs and wall time to target: the first epoch "
-        "whose accuracy reaches the target, over the seeds that reached it; wall time counts "
-        "from the start of the job. Step time and images/s: epochs after the first, averaged "
+        "whose accuracy reaches the target, over the seeds that reached it; wall time is the "
+        "time spent training up to that epoch, from the start of the job's fit, summed over "
+        "its parts where it was stopped and resumed (the time it was stopped, and epochs a "
+        "resumed part trained again, are not counted). Step time and images/s: epochs after "
+        "the first, averaged "
         "over seeds. Peak memory, the largest over epochs and seeds: "
         f"{memory or 'none recorded'}. Ran with: the settings the jobs ran with, from the "
         "config the host parsed (its args.json), that differ from another label's (a method's "
         "own method_kwargs: from another label of the same method) or that the host resolved "
         "from a placeholder (FroSSL's proj_output_dim: auto); jobs of one label that ran with "
-        "different settings get them in their label. runs.csv has every recorded epoch of every "
-        "job, unfinished and superseded ones included.",
+        "different settings get them in their label. runs.csv has every epoch of every job "
+        "once (a resumed job's parts joined), unfinished and superseded ones included.",
     ]
     flags = _settings_flags(sweep)
     if flags:
@@ -707,14 +777,21 @@ def write_plots(sweep: Sweep, out: Path, target: float, metric: str) -> List[Pat
     for label, jobs in _by_label(sweep.finished).items():
         by_epoch[label] = {key: _seed_curves(jobs, _column(key)) for key, _ in accuracy}
         by_epoch[label]["train_loss"] = _seed_curves(jobs, _relative_loss)
-        # x: the wall time of each epoch averaged over seeds (all curves have the same epochs)
-        wall = [_mean(times) for times in zip(*_seed_curves(jobs, _column("wall_time_s"))[1])]
+        # x: the training time of each epoch averaged over seeds (all curves have the same
+        # epochs), summed over the parts of a resumed job
+        wall = [_mean(times) for times in zip(*_seed_curves(jobs, _column("training_time_s"))[1])]
         by_time[label] = {key: (wall, by_epoch[label][key][1]) for key, _ in accuracy}
         by_rank[label] = {layer: _seed_curves(jobs, _rankme(layer)) for layer in LAYERS}
     target = target if _finite(target) else None
     figures = [
         (by_epoch, accuracy + [loss], "accuracy_vs_epoch.png", "epoch", "accuracy against epoch"),
-        (by_time, accuracy, "accuracy_vs_time.png", "mean wall time (s)", "accuracy against time"),
+        (
+            by_time,
+            accuracy,
+            "accuracy_vs_time.png",
+            "mean training time (s)",
+            "accuracy against time",
+        ),
     ]
     if any(curves[layer][0] for curves in by_rank.values() for layer in LAYERS):
         figures.append((by_rank, ranks, "effective_rank.png", "epoch (0 = before training)", ""))

@@ -7,8 +7,10 @@ same config. The hash is that of the config the job will run with, as the host r
 (:func:`resolve_task`: the host's ``parse_cfg`` and the method's ``add_and_assert_specific_cfg``,
 which turn FroSSL's ``proj_output_dim: auto`` into a width), so that a change of such a rule
 gives new folders. Inside each job, the plugin's Hydra callback calls :func:`start_job` and
-:func:`finish_job`, which write ``job.json``, ``resolved_config.yaml`` and, once the job
-completed, ``done.json`` with the settings the host ran with (read from its ``args.json``).
+:func:`finish_job`, which write ``job.json``, ``resolved_config.yaml`` and, once the job trained
+to its last epoch, ``done.json`` with the settings the host ran with (read from its
+``args.json``). An unfinished job keeps what it wrote: run again, the host's ``auto_resume``
+(compare.yaml enables it) continues it from the last checkpoint in its own folder.
 Imports only the standard library and OmegaConf at the top.
 """
 
@@ -17,15 +19,15 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import signal
 import socket
+import sys
 import threading
 import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -34,8 +36,6 @@ JOB_FILE = "job.json"
 DONE_FILE = "done.json"
 PLAN_FILE = "sweep_jobs.json"
 RESOLVED_CONFIG = "resolved_config.yaml"
-# what an unfinished attempt leaves behind; removed when the job reruns
-ATTEMPT_OUTPUTS = ("epoch_stats.jsonl", "spectrum", "trained_models", "lightning_logs", DONE_FILE)
 # "host:pid:start time" of the process that launched the sweep; jobs on this machine stop
 # when it is gone (joblib workers and submitit_local processes would otherwise train on)
 OWNER_ENV = "FROSSL_SWEEP_OWNER"
@@ -47,6 +47,8 @@ STOP_GRACE_S = 30.0
 OPTIONAL_HOST_SECTIONS = ("dali", "auto_umap")
 # where the host's Checkpointer writes the parsed config: <checkpoint.dir>/<method>/<version>/
 HOST_ARGS_FILE = "args.json"
+# the host's Checkpointer names the checkpoint of epoch e (0-based) "<name>-<version>-ep=<e>.ckpt"
+HOST_CHECKPOINT = "*-ep={epoch}.ckpt"
 
 
 def _now() -> str:
@@ -234,6 +236,104 @@ def is_finished(job_dir: Path, digest: str) -> bool:
     return bool(done) and done.get("config_hash") == digest
 
 
+def checkpoint_dir_problem(
+    config: DictConfig, job_dir: Path, cwd: Optional[Path] = None
+) -> Optional[str]:
+    """Why the checkpoints of the job in ``job_dir`` would not be in its own folder; None when
+    they are.
+
+    The host's ``auto_resume`` resumes from the newest matching checkpoint under
+    ``checkpoint.dir/<method>``, and :func:`trained_to_end` looks for the last epoch's there: in
+    a sweep that folder must be the job's own, so that a job resumes from its own checkpoints
+    only (the plugin's resumer also compares the whole config, see frossl_plugin/host/resume.py).
+    A relative ``checkpoint.dir`` is relative to the job's working directory, its folder under
+    ``hydra.job.chdir: true`` (compare.yaml).
+
+    Args:
+        config (DictConfig): the job's config, with its ``hydra`` section.
+        job_dir (Path): the job's folder.
+        cwd (Optional[Path]): the job's working directory; None: ``job_dir`` when
+            ``hydra.job.chdir`` is true, else the current directory.
+    """
+
+    directory = OmegaConf.select(
+        config, "checkpoint.dir", default="trained_models", throw_on_resolution_failure=False
+    )
+    if directory is None:
+        return None  # not resolvable before the job runs: start_job checks it again
+    path = Path(str(directory)).expanduser()
+    if not path.is_absolute():
+        if cwd is None:
+            chdir = OmegaConf.select(config, "hydra.job.chdir", default=False)
+            cwd = job_dir if chdir else Path.cwd()
+        path = cwd / path
+    path, job = path.resolve(), job_dir.resolve()
+    if path == job or path.is_relative_to(job):
+        return None
+    return (
+        f"checkpoint.dir={str(directory)!r} puts the checkpoints of job {job_dir.name} in "
+        f"{path}, outside its folder {job}; expected a folder inside the job's own (a relative "
+        "path such as compare.yaml's 'trained_models', with hydra.job.chdir=true), so that an "
+        "unfinished job resumes from its own checkpoints only"
+    )
+
+
+def trained_to_end(config: DictConfig, work_dir: Path) -> Tuple[bool, str]:
+    """Whether the job whose working directory is ``work_dir`` (its folder) trained to its last
+    epoch, and if not, why not.
+
+    That the host's script returned is not enough: a fit can end before ``max_epochs`` without
+    an error (Lightning's ``max_time``; a SIGTERM, under Lightning versions whose fit returns
+    after one). Evidence, each where it applies, all of which must agree:
+
+    - the job's epoch records (``epoch_stats``), its parts joined
+      (:func:`frossl_plugin.compare.report.join_parts`), reach epoch ``max_epochs``;
+    - where checkpoints are enabled and the host saves the last epoch's
+      (``checkpoint.frequency`` divides ``max_epochs - 1``), a complete checkpoint of that epoch
+      is under ``checkpoint.dir/<method>``.
+
+    With neither to look at, the job does not count as finished.
+
+    Returns:
+        Tuple[bool, str]: (finished, why not: empty when finished).
+    """
+
+    from frossl_plugin.compare.report import join_parts, read_jsonl
+    from frossl_plugin.host.resume import is_complete_checkpoint
+
+    max_epochs = OmegaConf.select(config, "max_epochs", default=None)
+    if not isinstance(max_epochs, int) or isinstance(max_epochs, bool) or max_epochs < 1:
+        return False, f"max_epochs={max_epochs!r} is not a number of epochs to check against"
+    looked = False
+    if OmegaConf.select(config, "epoch_stats.enabled", default=False):
+        looked = True
+        path = work_dir / str(OmegaConf.select(config, "epoch_stats.path") or "epoch_stats.jsonl")
+        try:
+            records = join_parts(read_jsonl(path))
+        except ValueError as err:
+            return False, f"its epoch records cannot be read ({err})"
+        last = records[-1]["epoch"] if records else 0
+        if last < max_epochs:
+            return False, f"its epoch records ({path.name}) end at epoch {last} of {max_epochs}"
+    frequency = OmegaConf.select(config, "checkpoint.frequency", default=1) or 1
+    saves_last = isinstance(frequency, int) and (max_epochs - 1) % frequency == 0
+    if OmegaConf.select(config, "checkpoint.enabled", default=False) and saves_last:
+        looked = True
+        directory = OmegaConf.select(config, "checkpoint.dir", default="trained_models")
+        directory = work_dir / str(directory) / str(config.get("method"))
+        pattern = HOST_CHECKPOINT.format(epoch=max_epochs - 1)
+        # <method>/<version>/, or <method>/ itself where the host's logger has no version
+        found = [*directory.glob(f"*/{pattern}"), *directory.glob(pattern)]
+        if not any(is_complete_checkpoint(path) for path in found):
+            return False, f"no complete checkpoint of epoch {max_epochs} in {directory}"
+    if not looked:
+        return False, (
+            "neither epoch_stats nor checkpoints of its last epoch are enabled, so nothing shows "
+            "that it trained to the end"
+        )
+    return True, ""
+
+
 # --- the sweeper's side --------------------------------------------------------------------
 
 
@@ -358,9 +458,18 @@ def repeatable_config(task: DictConfig, job_dir: Path) -> str:
 
 
 def start_job(config: DictConfig) -> None:
-    """Clears what an earlier, unfinished attempt left, writes ``job.json`` and
-    ``resolved_config.yaml`` and, under a local parallel launcher, stops this job when the
-    sweep's process is gone."""
+    """Writes ``job.json`` and ``resolved_config.yaml`` and, under a local parallel launcher,
+    stops this job when the sweep's process is gone.
+
+    What an earlier, unfinished attempt of the job wrote (checkpoints, epoch records, spectra,
+    logs) is kept: the host's ``auto_resume`` continues from its last checkpoint, and the
+    report joins the attempts' records. Only a ``done.json`` is removed (the job is not
+    finished while it runs), and ``job.json`` keeps the first attempt's start.
+
+    Raises:
+        ValueError: for several devices outside SLURM, or a ``checkpoint.dir`` outside the job's
+            folder (:func:`checkpoint_dir_problem`).
+    """
 
     devices = config.get("devices")
     several = isinstance(devices, (list, tuple)) or OmegaConf.is_list(devices)
@@ -373,27 +482,33 @@ def start_job(config: DictConfig) -> None:
             "-m (each job's resolved_config.yaml can be run by hand)."
         )
     job_dir = Path(config.hydra.runtime.output_dir)
-    for name in ATTEMPT_OUTPUTS:
-        path = job_dir / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
+    problem = checkpoint_dir_problem(config, job_dir, cwd=Path.cwd())
+    if problem:
+        raise ValueError(problem)
+    (job_dir / DONE_FILE).unlink(missing_ok=True)
     planned = planned_entry(job_dir)
+    # the sweeper's identity of this job; recomputed only for a job it did not plan
+    digest = planned.get("config_hash") or config_hash(config)
+    earlier = read_json(job_dir / JOB_FILE) or {}
+    if earlier.get("config_hash") != digest:
+        earlier = {}
+    now, now_s = _now(), time.time()
     _write_json(
         job_dir / JOB_FILE,
         {
             "name": job_dir.name,
-            # the sweeper's identity of this job; recomputed only for a job it did not plan
-            "config_hash": planned.get("config_hash") or config_hash(config),
+            "config_hash": digest,
             "method": str(config.get("method")),
             "seed": config.get("seed"),
             "label": config.get("label"),
             "overrides": list(config.hydra.overrides.task),
             "planned_with": planned.get("planned_with"),
             "resolved_keys": planned.get("resolved_keys") or [],
-            "started_at": _now(),
-            "started_at_s": time.time(),
+            # the first attempt's start, and how often and when last the job was started
+            "started_at": earlier.get("started_at") or now,
+            "started_at_s": earlier.get("started_at_s") or now_s,
+            "starts": int(earlier.get("starts") or 1) + 1 if earlier else 1,
+            "last_started_at": now,
             "pid": os.getpid(),
         },
     )
@@ -454,15 +569,26 @@ def host_args(config: DictConfig, since: Optional[float] = None) -> HostArgs:
 
 
 def finish_job(config: DictConfig, job_return: Any) -> None:
-    """Writes ``done.json`` when the job completed, with the settings the host ran with
-    (:func:`run_settings` of its ``args.json``) and, where they differ from those the sweep
-    planned, the differences (also printed)."""
+    """Writes ``done.json`` when the job completed and trained to its last epoch
+    (:func:`trained_to_end`), with the settings the host ran with (:func:`run_settings` of its
+    ``args.json``) and, where they differ from those the sweep planned, the differences (also
+    printed). A job that returned before its last epoch is left unfinished, with a message: the
+    next run of the sweep resumes it."""
 
     from hydra.core.utils import JobStatus
 
     if getattr(job_return, "status", None) != JobStatus.COMPLETED:
         return
     job_dir = Path(config.hydra.runtime.output_dir)
+    finished, why_not = trained_to_end(config, Path.cwd())
+    if not finished:
+        print(
+            f"frossl-plugin: job {job_dir.name} returned before the end of its training "
+            f"({why_not}); it is not marked finished, and running the sweep again resumes it.",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
     started = read_json(job_dir / JOB_FILE) or {}
     ran, source, note = host_args(config, started.get("started_at_s"))
     ran_with = run_settings(ran)

@@ -4,7 +4,15 @@ It composes every job before launching any, gives each a folder named by its met
 config hash (``<method>_seed<seed>_<hash>``, stable across reruns and launchers), skips the jobs
 whose folder holds ``done.json`` for the same config, and hands the rest to whichever Hydra
 launcher is configured (basic, joblib, submitit_local, submitit_slurm, ...). SIGINT or SIGTERM
-stops the sweep with exit code 130 or 143; rerunning the command resumes it.
+stops the sweep with exit code 130 or 143; rerunning the command resumes it: an unfinished job
+runs again in its folder, where the host's ``auto_resume`` continues it from its last checkpoint
+(the sweeper refuses a ``checkpoint.dir`` outside the job's folder before launching anything).
+
+On SLURM, requeueing is submitit's: the launcher's ``checkpoint()`` resubmits the same job when
+submitit catches the signal SLURM sends before the time limit (or on preemption, where the
+cluster signals it), and the job resumes from its checkpoint like any rerun. Timeouts are
+requeued only ``hydra.launcher.max_num_timeout`` times, 0 in the launcher's defaults: the sweeper
+says so when it is 0.
 
 The hash is that of the config as the host will run it (frossl_plugin/compare/sweep.py,
 ``resolve_task``: the host's ``parse_cfg`` and the method's ``add_and_assert_specific_cfg``), so
@@ -51,10 +59,15 @@ class ResumableSweeper(BasicSweeper):
         all_overrides = [job for batch in self.split_arguments(overrides, None) for job in batch]
         sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
         loader = self.hydra_context.config_loader
-        planned = [
-            jobs.PlannedJob(job, loader.load_sweep_config(self.config, list(job)), sweep_dir)
-            for job in all_overrides
-        ]
+        planned, problems = [], []
+        for job in all_overrides:
+            config = loader.load_sweep_config(self.config, list(job))
+            planned.append(jobs.PlannedJob(job, config, sweep_dir))
+            problem = jobs.checkpoint_dir_problem(config, sweep_dir / planned[-1].name)
+            if problem:
+                problems.append(problem)
+        if problems:
+            raise ValueError(f"{len(problems)} of {len(planned)} jobs: {problems[0]}")
         jobs.record_plan(sweep_dir, planned)
         unresolved = [job for job in planned if job.identity != "resolved"]
         if unresolved:
@@ -65,11 +78,21 @@ class ResumableSweeper(BasicSweeper):
                 f"{unresolved[0].name}: {unresolved[0].resolution.note}"
             )
         todo = [job for job in planned if not job.finished]
+        resuming = sum(any((sweep_dir / job.name).rglob("*.ckpt")) for job in todo)
         _say(
             f"{len(planned)} jobs in {sweep_dir}: {len(planned) - len(todo)} finished before "
             f"(skipped), {len(todo)} to run"
+            + (f", {resuming} of them with checkpoints of an earlier attempt" if resuming else "")
         )
         launcher = str(self.config.hydra.launcher.get("_target_", ""))
+        if launcher.endswith("SlurmLauncher") and not self.config.hydra.launcher.get(
+            "max_num_timeout"
+        ):
+            _say(
+                "hydra.launcher.max_num_timeout is 0: a job that reaches its time limit is not "
+                "requeued (a preempted one is); to have submitit requeue it and the job resume "
+                "from its checkpoint, set hydra.launcher.max_num_timeout=N (up to N time limits)"
+            )
         owner = jobs.owner_id()
         if owner and "slurm" not in launcher.lower():
             os.environ[jobs.OWNER_ENV] = owner
@@ -92,7 +115,8 @@ class ResumableSweeper(BasicSweeper):
                 )
                 _say(
                     f"stopped by signal {stop.received[0]}; {finished} of {len(planned)} jobs "
-                    "are finished and kept. Rerun the same command to run the others."
+                    "are finished and kept. Rerun the same command to run the others (an "
+                    "unfinished job resumes from its last checkpoint)."
                 )
                 raise SystemExit(stop.exit_code) from None
         return returns
