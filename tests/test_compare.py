@@ -1014,26 +1014,26 @@ def test_compare_dry_run_prints_the_multirun_it_would_launch(tmp_path, demo_data
 
 @requires_host
 @pytest.mark.host
-def test_compare_views_add_small_crops_to_frossl_jobs(tmp_path, demo_data, capsys):
+def test_compare_small_extra_views_add_small_crops_to_frossl_jobs(tmp_path, demo_data, capsys):
     from frossl_plugin.cli import main
 
     argv = ["compare", "--methods", "frossl", "--epochs", "2", "--data", str(demo_data)]
     argv += ["--out", str(tmp_path / "o"), "--crop-size", "30", "--views", "8", "--dry-run"]
-    assert main(argv) == 0
+    assert main(argv + ["--extra-views", "small"]) == 0
     printed = capsys.readouterr().out
     sweep_command = shlex.split(printed.splitlines()[-1].removeprefix("compare: "))
     expected = [
-        "augmentations=cifar_symmetric_4views",
+        "augmentations=cifar_symmetric_small_views",
         "augmentations.1.num_crops=6",
         "augmentations.0.crop_size=30",
         "augmentations.1.crop_size=20",
-        "label='frossl 8 views'",
+        "label='frossl 8 views (6 small)'",
     ]
     for part in expected:
         assert part in sweep_command
     config = compose_compare(expected)
     crops = [(group["crop_size"], group["num_crops"]) for group in config["augmentations"]]
-    assert crops == [(30, 2), (20, 6)] and config["label"] == "frossl 8 views"
+    assert crops == [(30, 2), (20, 6)] and config["label"] == "frossl 8 views (6 small)"
 
 
 @pytest.mark.parametrize(
