@@ -361,7 +361,8 @@ def test_a_loss_batch_the_trainer_does_not_run_stops_training(tmp_path):
 
     from frossl_plugin.methods.frossl import FroSSL
 
-    cfg = method_cfg(tmp_path, ["method_kwargs.gather_across_devices=true"])
+    overrides = ["method_kwargs.gather_across_devices=true", "method_kwargs.proj_output_dim=auto"]
+    cfg = method_cfg(tmp_path, overrides)
     cfg.devices = [0, 1]  # counted as 2 processes; the trainer below runs 1
     model = FroSSL(cfg)
     model._trainer = SimpleNamespace(world_size=1)
@@ -369,6 +370,12 @@ def test_a_loss_batch_the_trainer_does_not_run_stops_training(tmp_path):
         model.on_train_start()
     model._trainer = SimpleNamespace(world_size=2)
     model.on_train_start()  # the count matches
+    # an explicit width does not depend on the count
+    cfg = method_cfg(tmp_path, ["method_kwargs.gather_across_devices=true"])
+    cfg.devices = [0, 1]
+    model = FroSSL(cfg)
+    model._trainer = SimpleNamespace(world_size=1)
+    model.on_train_start()
 
 
 def test_auto_width_counts_the_small_crops_the_host_parsed(tmp_path):

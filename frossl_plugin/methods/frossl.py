@@ -285,16 +285,20 @@ class FroSSL(BaseMethod):
         two-view function equals this loss with ``center: true`` up to an additive constant.
         """
 
+        width_follows_batch = (
+            omegaconf_select(cfg, "method_kwargs.proj_output_dim", "auto") == "auto"
+        )
+
         super().__init__(cfg)
 
         self.invariance_weight: float = cfg.method_kwargs.invariance_weight
         self.gather_across_devices: bool = cfg.method_kwargs.gather_across_devices
         self.center: bool = cfg.method_kwargs.center
 
-        try:  # checked against the trainer's processes in on_train_start
-            self._counted_loss_batch: Optional[int] = loss_batch_size(cfg)
-        except ValueError:  # devices not countable here; an explicit width does not need it
-            self._counted_loss_batch = None
+        # the batch auto's width was resolved for, checked against the trainer in on_train_start
+        self._counted_loss_batch: Optional[int] = (
+            loss_batch_size(cfg) if width_follows_batch else None
+        )
 
         proj_hidden_dim: int = cfg.method_kwargs.proj_hidden_dim
         self.proj_output_dim: int = cfg.method_kwargs.proj_output_dim
@@ -410,8 +414,8 @@ class FroSSL(BaseMethod):
         the projector is much wider than the batch the loss sees.
 
         Raises:
-            ValueError: if ``gather_across_devices`` is on and the config's devices and nodes
-                count a different number of processes than the trainer runs.
+            ValueError: if ``proj_output_dim: auto`` was resolved for a loss batch (with
+                ``gather_across_devices``) that differs from the one the trainer runs.
         """
 
         super().on_train_start()
