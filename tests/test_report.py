@@ -5,6 +5,7 @@ import csv
 import json
 import statistics
 from pathlib import Path
+from typing import List
 
 import pytest
 
@@ -195,7 +196,7 @@ def table_rows(summary: str) -> dict:
     """The summary table's cells by label."""
 
     rows = {}
-    for line in summary.splitlines():
+    for line in summary.split("\n## ")[0].splitlines():  # the first table, before any section
         if line.startswith("| ") and not line.startswith(("| label", "| ---")):
             cells = [cell.strip() for cell in line.strip("|").split("|")]
             rows[cells[0]] = cells
@@ -278,27 +279,71 @@ def test_a_given_target_on_knn(sweep):
     # kNN = online - 5; seed 1: 50 * (e/4)**0.9 - 5 >= 40 first at epoch 4, seed 2 at epoch 4
     assert cells[4] == "4.0 ± 0.0 (2/2 reached)"
     assert cells[5] == pm([4 * 11.0, 4 * 12.0])
-    assert "and vicreg (45.5 ± 0.7): intervals do not overlap" in summary
+    statistics_section = summary.split("## Statistics")[1]
+    assert "| vicreg | 2 | 45.5 | 0.7 |" in statistics_section  # kNN, the target's metric
 
 
-def test_overlap_sentences(sweep):
+def _markdown_rows(section: str, first_cell: str) -> List[List[str]]:
+    rows = []
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] not in (first_cell, "---"):
+            rows.append(cells)
+    return rows
+
+
+def test_statistics_are_student_t_intervals_and_welch_tests_recomputed_from_runs_csv(sweep):
+    """Recomputed independently: the final value of each job from runs.csv, then the interval
+    and Welch's test written out with scipy.stats' t distribution."""
+
+    import csv as csv_module
+    import math as math_module
+    import statistics as stdlib
+
+    from scipy import stats
+
     report.write_report(sweep)
     summary = (sweep / "summary.md").read_text()
-    overlap = summary.split("## Overlap")[1].split("## Missing jobs")[0]
-    false_, true_ = "frossl method_kwargs.center=false", "frossl method_kwargs.center=true"
-    assert (
-        f"- {false_} (61.0 ± 1.0) and {true_} (61.0 ± 0.7): intervals overlap, the difference "
-        "is within the spread over seeds." in overlap
-    )
-    assert (
-        f"- {false_} (61.0 ± 1.0) and vicreg (50.5 ± 0.7): intervals do not overlap, the "
-        "difference exceeds the spread over seeds." in overlap
-    )
-    assert (
-        f"- {false_} (61.0 ± 1.0) and my baseline (45.0 ± -): my baseline: one seed only, so no "
-        "spread is known to judge the difference." in overlap
-    )
-    assert overlap.count("\n- ") == 6  # every pair of the 4 labels
+    section = summary.split("## Statistics")[1].split("## Missing jobs")[0]
+    assert "Welch's two-sided t-test" in section and "95 %" in section
+    finals = {}
+    with (sweep / "runs.csv").open() as handle:
+        rows = [
+            row
+            for row in csv_module.DictReader(handle)
+            if row["finished"] == "True" and not row["superseded_by"]
+        ]
+    for job in {row["job"] for row in rows}:
+        mine = [row for row in rows if row["job"] == job and row["online_acc1"] not in ("", "nan")]
+        last = max(mine, key=lambda row: int(row["epoch"]))
+        finals.setdefault(last["label"], []).append(float(last["online_acc1"]))
+    label_part, pair_part = section.split("| first |")
+    labels = {cells[0]: cells for cells in _markdown_rows(label_part, "label")}
+    assert set(labels) == set(finals)
+    for label, values in finals.items():
+        cells = labels[label]
+        assert int(cells[1]) == len(values) and float(cells[2]) == pytest.approx(
+            stdlib.fmean(values), abs=0.05
+        )
+        if len(values) > 1:
+            half = stats.t.ppf(0.975, len(values) - 1) * stdlib.stdev(values) / len(values) ** 0.5
+            low, high = (float(x) for x in cells[4].split(" to "))
+            assert low == pytest.approx(stdlib.fmean(values) - half, abs=0.05)
+            assert high == pytest.approx(stdlib.fmean(values) + half, abs=0.05)
+    pairs = _markdown_rows("| first |" + pair_part, "first")
+    assert len(pairs) == math_module.comb(len(finals), 2)
+    for first, second, difference, _, _, p_value, reading in pairs:
+        a, b = finals[first], finals[second]
+        assert float(difference) == pytest.approx(stdlib.fmean(a) - stdlib.fmean(b), abs=0.05)
+        if len(a) > 1 and len(b) > 1:
+            va, vb = stdlib.variance(a) / len(a), stdlib.variance(b) / len(b)
+            df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+            t = (stdlib.fmean(a) - stdlib.fmean(b)) / math_module.sqrt(va + vb)
+            assert float(p_value) == pytest.approx(2 * stats.t.sf(abs(t), df), rel=0.01)
+            assert "little power" in reading  # 2-3 seeds per label here
+        else:
+            assert p_value == "-" and reading.startswith("not testable")
+    assert "the test has little power" in section
 
 
 def test_missing_jobs_section(sweep):
@@ -551,7 +596,7 @@ def test_settings_other_than_planned_or_not_recorded_are_flagged(tmp_path):
     rows = table_rows(summary)
     assert rows["frossl"][9] == "proj_output_dim=64 (not as planned, see below)"
     assert rows["other"][9] == "proj_output_dim=128 (planned)"
-    flags = summary.split("## Settings not as planned or not recorded")[1].split("## Overlap")[0]
+    flags = summary.split("## Settings not as planned or not recorded")[1].split("## Statistics")[0]
     assert "- frossl_seed1 (frossl, seed 1): ran with proj_output_dim=64 (planned 128)" in flags
     assert "- frossl_seed2 (other, seed 2): no record of the settings it ran with" in flags
 

@@ -22,7 +22,10 @@ from frossl_plugin.compare.sweep import is_finished
 STATS_FILE, SPECTRA_FILE = "epoch_stats.jsonl", "spectrum/spectra.jsonl"
 # ran_with: the job's settings (JSON) as the host ran them ("job") or as the sweep planned
 # them ("plan"), see ran_with_source
-JOB_COLUMNS = ["job", "label", "method", "seed", "finished", "ran_with", "ran_with_source"]
+# superseded_by: a later job of the same label and seed; the summary counts the finished jobs
+# without one
+JOB_COLUMNS = ["job", "label", "method", "seed", "finished", "superseded_by", "ran_with"]
+JOB_COLUMNS += ["ran_with_source"]
 # training_time_s: the time spent training up to the end of the epoch, summed over the job's
 # parts (join_parts); wall_time_s, epoch_time_s, part and resumed_from_epoch as recorded
 EPOCH_COLUMNS = (
@@ -613,10 +616,72 @@ def _settings_flags(sweep: Sweep) -> List[str]:
     return lines
 
 
+def _number(value: float, digits: int = 1) -> str:
+    return f"{value:.{digits}f}" if _finite(value) else "-"
+
+
+def statistics_markdown(finals: Dict[str, List[float]], name: str) -> List[str]:
+    """The summary's statistics of the final ``name`` of every label: a 95 % Student-t interval
+    per label, and for every pair the difference of means, its 95 % Welch interval and Welch's
+    t-test (frossl_plugin/compare/statistics.py, scipy.stats on pandas tables)."""
+
+    import pandas as pd
+
+    from frossl_plugin.compare import statistics as tests
+
+    table = pd.DataFrame(
+        [(label, value) for label, values in finals.items() for value in values],
+        columns=["label", "value"],
+    )
+    lines = [
+        "## Statistics",
+        "",
+        f"Final {name} over seeds. Per label: mean, sample std, 95 % Student-t interval of the "
+        f"mean, range. Per pair: difference of means (first minus second), its 95 % interval "
+        f"and p-value from {tests.TEST_NAME}.",
+        "",
+        "| label | n | mean | std | 95 % interval | range |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    labels = tests.label_table(table) if len(table) else pd.DataFrame()
+    for label, row in labels.iterrows():
+        interval = f"{_number(row['ci_low'])} to {_number(row['ci_high'])}"
+        spread = f"{_number(row['min'])}-{_number(row['max'])}"
+        lines.append(
+            f"| {label} | {int(row['n'])} | {_number(row['mean'])} | {_number(row['std'])} | "
+            f"{interval} | {spread} |"
+        )
+    lines += [
+        "",
+        "| first | second | difference | 95 % interval | Welch df | p | reading |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    pairs = tests.pair_table(table) if len(table) else pd.DataFrame()
+    for _, pair in pairs.iterrows():
+        reading = tests.verdict(pair.to_dict(), pair["a"], pair["b"])
+        p_value = f"{pair['p_value']:.3g}" if _finite(pair["p_value"]) else "-"
+        lines.append(
+            f"| {pair['a']} | {pair['b']} | {_number(pair['difference'])} | "
+            f"{_number(pair['ci_low'])} to {_number(pair['ci_high'])} | "
+            f"{_number(pair['df'])} | {p_value} | {reading} |"
+        )
+    if len(labels) < 2:
+        lines.append("| - | - | - | - | - | - | fewer than two labels have a finished job |")
+    fewest = int(labels["n"].min()) if len(labels) else 0
+    if 0 < fewest < tests.FEW_SEEDS:
+        lines += [
+            "",
+            f"With {fewest} seed(s) on a label the test has little power: a difference it does "
+            "not detect may still be real, and the intervals are wide.",
+        ]
+    return lines
+
+
 def summary_markdown(sweep: Sweep, target: float, target_source: str, metric: str) -> str:
     """The Markdown summary: context, one row per label over its finished jobs, the jobs that
-    ran with settings other than planned, the overlap of the labels' final ``metric``
-    (``online_acc1`` or ``knn_acc1``) and the missing jobs."""
+    ran with settings other than planned, the statistics of the labels' final ``metric``
+    (``online_acc1`` or ``knn_acc1``), the tuning (when the sweep was tuned) and the missing
+    jobs."""
 
     groups = _by_label(sweep.finished)
     kinds = {memory_kind(row) for job in sweep.finished for row in job.rows}
@@ -682,27 +747,12 @@ def summary_markdown(sweep: Sweep, target: float, target_source: str, metric: st
     flags = _settings_flags(sweep)
     if flags:
         lines += ["", "## Settings not as planned or not recorded", ""] + flags
-    lines += [
-        "",
-        "## Overlap",
-        "",
-        f"Do the intervals mean ± std of the final {name} of two labels overlap?",
-        "",
-    ]
-    for a, b in itertools.combinations(groups, 2):
-        (mean_a, std_a), (mean_b, std_b) = mean_std(finals[a]), mean_std(finals[b])
-        if not (_finite(mean_a) and _finite(mean_b)):
-            verdict = "no final value to compare."
-        elif std_a is None or std_b is None:
-            single = " and ".join(label for label, std in ((a, std_a), (b, std_b)) if std is None)
-            verdict = f"{single}: one seed only, so no spread is known to judge the difference."
-        elif abs(mean_a - mean_b) <= std_a + std_b:
-            verdict = "intervals overlap, the difference is within the spread over seeds."
-        else:
-            verdict = "intervals do not overlap, the difference exceeds the spread over seeds."
-        lines.append(f"- {a} ({_pm(finals[a])}) and {b} ({_pm(finals[b])}): {verdict}")
-    if len(groups) < 2:
-        lines.append("- fewer than two labels have a finished job.")
+    lines += [""] + statistics_markdown(finals, name)
+    from frossl_plugin.compare.tuning import read_selection, selection_markdown
+
+    selection = read_selection(sweep.directory)
+    if selection:
+        lines += [""] + selection_markdown(selection)
     lines += ["", "## Missing jobs", ""]
     for job in sweep.missing:
         epochs = f"{len(job.rows)} epoch" + ("s" if len(job.rows) != 1 else "")
@@ -727,7 +777,8 @@ def write_csv(sweep: Sweep, path: Path) -> Path:
         for job in (job for job in sweep.jobs if job.directory):
             ran_with = json.dumps(job.ran_with) if job.ran_with is not None else ""
             values = (job.name, job.label, job.method, job.seed, job.finished)
-            head = dict(zip(JOB_COLUMNS, values + (ran_with, job.ran_with_source)))
+            values += (job.superseded_by or "", ran_with, job.ran_with_source)
+            head = dict(zip(JOB_COLUMNS, values))
             for row in job.rows:
                 writer.writerow({**head, **{key: row.get(key, "") for key in EPOCH_COLUMNS}})
     return path
