@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from frossl_plugin.compare.image_folder import prepare_image_folder
+from frossl_plugin.compare.tuning import trial_grid
 
 TORCHVISION_DATA = {
     "cifar10": "cifar_symmetric",
@@ -40,6 +41,10 @@ MULTIVIEW_AUGMENTATIONS = {
 }
 EXTRA_VIEWS = tuple(MULTIVIEW_AUGMENTATIONS)
 SMALL_CROP_RATIO = 2 / 3
+# image folders of at most this side get the host's CIFAR stem (3x3 stride-1, no max-pool) for
+# every method; larger ones keep the ImageNet stem, as the host gives STL-10's 96 px
+SMALL_INPUT_MAX_SIDE = 64
+SMALL_INPUT_BACKBONE = "resnet18_small_input"
 DESCRIPTION = """\
 Sweep FroSSL and the host's baselines over seeds with Hydra, then write the report.
 
@@ -88,6 +93,26 @@ def add_compare(commands) -> None:
         help="with --views N > 2: full (default) at the crop size, as the paper's multiview runs, "
         "or small, crops at 2/3 of it",
     )
+    parser.add_argument(
+        "--tune",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="tune every method over these values (repeatable), e.g. optimizer.lr=0.1,0.3,1.0; "
+        "scored on a selection split held out from the training images (image folders)",
+    )
+    parser.add_argument(
+        "--tune-method",
+        action="append",
+        default=[],
+        metavar="METHOD:KEY=V1,V2",
+        help="one method's own axis (repeatable); every method must get as many trials",
+    )
+    parser.add_argument(
+        "--selection-fraction", type=float, default=0.1, help="training share held out to tune"
+    )
+    parser.add_argument("--tune-seed", type=int, default=0, help="seed of the tuning runs (0)")
+    parser.add_argument("--tune-epochs", type=int, help="epochs of a tuning run (--epochs)")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="split share held out")
     parser.add_argument("--val-subset", type=int, help="validate on about N images, per class")
     parser.add_argument("--target-acc", type=float, help="report: target accuracy in %%")
@@ -121,7 +146,11 @@ def data_overrides(args: argparse.Namespace, out: Path) -> List[str]:
         )
         augmentations = IMAGE_FOLDER_AUGMENTATIONS
         crop = args.crop_size or min(folder.image_side, 224)
-        print(f"compare: data {args.data}: {folder.description}; crop {crop} px", flush=True)
+        stem = SMALL_INPUT_BACKBONE if crop <= SMALL_INPUT_MAX_SIDE else "resnet18"
+        print(
+            f"compare: data {args.data}: {folder.description}; crop {crop} px; backbone {stem}",
+            flush=True,
+        )
         overrides = [
             f"data.train_path={folder.train}",
             f"data.val_path={folder.val}",
@@ -129,6 +158,8 @@ def data_overrides(args: argparse.Namespace, out: Path) -> List[str]:
             # job never resumes a checkpoint trained on other images (the host ignores the key)
             f"++data.content_digest={folder.content}",
         ]
+        if stem != "resnet18":
+            overrides.append(f"backbone.name={stem}")
     extra = extra_views(args)
     if extra:
         augmentations = MULTIVIEW_AUGMENTATIONS[extra][augmentations]
@@ -182,42 +213,137 @@ def run_compare(args: argparse.Namespace, overrides: List[str]) -> int:
             "views; the host's baselines take exactly 2. Compare them with a second command "
             "into the same --out, with --methods frossl --views N."
         )
+    tuning = bool(args.tune or args.tune_method)
+    if tuning and args.data in TORCHVISION_DATA:
+        raise ValueError(
+            f"--tune with --data {args.data}: tuning is scored on a split held out from the "
+            "training images, which needs an image folder; write the dataset as one "
+            "(train/ and val/ class folders) and pass its path."
+        )
+    grid = trial_grid(methods, args.tune, args.tune_method) if tuning else None
     for notice in report.optional_dependency_notices():  # before minutes of training
         print(notice, flush=True)
     host = find_host(args.host)
     out = Path(args.out).expanduser().resolve()
-    command = [
-        sys.executable,
-        str(host / "main_pretrain.py"),
-        "-m",
-        "--config-name=compare",
-        f"seed={','.join(seeds)}",  # first: it varies slowest, so a stopped sweep has every
-        f"preset={','.join(methods)}",  # method at its first seeds
-        f"max_epochs={args.epochs}",
-        f"scheduler.warmup_epochs={min(10, args.epochs // 10)}",
-        f"hydra.sweep.dir={out}",
-        *data_overrides(args, out),
-        *overrides,
-    ]
-    print("compare: " + shlex.join(command), flush=True)
-    if args.dry_run:
-        return 0
-    env = dict(os.environ, SOLO_LEARN_PATH=str(host))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(host), env.get("PYTHONPATH")]))
-    # its own process group: a stop signal reaches the sweep and every job it started
-    sweep = subprocess.Popen(command, cwd=host, env=env, start_new_session=True)
-    forward = lambda signum, frame: os.killpg(sweep.pid, signum)  # noqa: E731
-    previous = {
-        signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)
-    }
-    try:
-        code = sweep.wait()
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    if (out / "sweep_jobs.json").is_file():
+    data = data_overrides(args, out)
+    user = [item for item in overrides if item.split("=", 1)[0].lstrip("+") == "backbone.name"]
+    if user:  # the user's backbone wins over the small-input default
+        data = [item for item in data if not item.startswith("backbone.name=")]
+
+    def sweep(seeds_, methods_, epochs, folder, data_, extra) -> List[str]:
+        return [
+            sys.executable,
+            str(host / "main_pretrain.py"),
+            "-m",
+            "--config-name=compare",
+            f"seed={','.join(map(str, seeds_))}",  # first: it varies slowest, so a stopped
+            f"preset={','.join(methods_)}",  # sweep has every method at its first seeds
+            f"max_epochs={epochs}",
+            f"scheduler.warmup_epochs={warmup_epochs(epochs)}",
+            f"hydra.sweep.dir={folder}",
+            *data_,
+            *extra,
+        ]
+
+    if not tuning:
+        code = launch(sweep(seeds, methods, args.epochs, out, data, overrides), host, args.dry_run)
+    else:
+        code = run_tuned(args, grid, methods, seeds, out, data, overrides, sweep, host)
+    if not args.dry_run and (out / "sweep_jobs.json").is_file():
         written = report.write_report(
             out, args.target_acc, args.target_fraction, args.target_metric
         )
         print(f"compare: report in {out}: " + ", ".join(p.name for p in written), flush=True)
+    return code
+
+
+def warmup_epochs(epochs: int) -> int:
+    """Warm-up epochs of a comparison run: a tenth of the epochs, at most 10, and at least one
+    whenever there are two or more (LARS without warm-up is unstable at short budgets)."""
+
+    return max(1, min(10, epochs // 10)) if epochs >= 2 else 0
+
+
+def launch(command: List[str], host: Path, dry_run: bool = False) -> int:
+    """Runs one sweep command in its own process group (a stop signal reaches the sweep and
+    every job it started) and returns its exit code (128 + signal when a signal ended it)."""
+
+    print("compare: " + shlex.join(command), flush=True)
+    if dry_run:
+        return 0
+    env = dict(os.environ, SOLO_LEARN_PATH=str(host))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(host), env.get("PYTHONPATH")]))
+    process = subprocess.Popen(command, cwd=host, env=env, start_new_session=True)
+    forward = lambda signum, frame: os.killpg(process.pid, signum)  # noqa: E731
+    previous = {
+        signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        code = process.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return code if code >= 0 else 128 - code
+
+
+def _with_paths(data: List[str], train: Path, val: Path) -> List[str]:
+    replaced = {
+        "data.train_path": f"data.train_path={train}",
+        "data.val_path": f"data.val_path={val}",
+    }
+    return [replaced.get(item.split("=", 1)[0], item) for item in data]
+
+
+def run_tuned(args, grid, methods, seeds, out, data, overrides, sweep, host) -> int:
+    """Tunes every method with the same number of trials on a selection split carved from the
+    training images (OUT/tune), then runs each method's best trial over the seeds into OUT."""
+
+    from frossl_plugin.compare import report
+    from frossl_plugin.compare.image_folder import carve_selection
+    from frossl_plugin.compare.tuning import choose, trial_scores, write_selection
+
+    train = Path(
+        next(item for item in data if item.startswith("data.train_path=")).split("=", 1)[1]
+    )
+    split = carve_selection(train, out / "datasets", args.selection_fraction, seed=0)
+    print(f"compare: tuning on a selection split: {split.description}", flush=True)
+    tune_data = _with_paths(data, split.train, split.selection)
+    tune_dir, epochs = out / "tune", args.tune_epochs or args.epochs
+    own = {method: [] for method in methods}
+    for text in args.tune_method:
+        method, _, axis = text.partition(":")
+        own[method.strip()].append(axis)
+    print(f"compare: {len(grid[methods[0]])} trials per method, seed {args.tune_seed}", flush=True)
+    for method in methods:
+        extra = [*args.tune, *own[method], *overrides]
+        code = launch(
+            sweep([args.tune_seed], [method], epochs, tune_dir, tune_data, extra),
+            host,
+            args.dry_run,
+        )
+        if code:
+            return code
+    if args.dry_run:
+        print("compare: then each method's best trial, over the seeds, into " + str(out))
+        return 0
+    metric = report.TARGET_METRICS[args.target_metric][0]
+    report.write_report(tune_dir, None, args.target_fraction, args.target_metric)
+    chosen = choose(grid, trial_scores(tune_dir, grid, metric))
+    unscored = [method for method, entry in chosen.items() if entry["chosen"] is None]
+    if unscored:
+        raise ValueError(f"no tuning trial of {unscored} finished with a score; see {tune_dir}.")
+    record = {
+        "methods": chosen,
+        "seed": args.tune_seed,
+        "epochs": epochs,
+        "metric": report.TARGET_METRICS[args.target_metric][1],
+        "split": split.description,
+    }
+    write_selection(tune_dir, record)
+    for method in methods:
+        print(f"compare: {method}: chosen {' '.join(chosen[method]['chosen']) or '(defaults)'}")
+        extra = [*chosen[method]["chosen"], *overrides]
+        code = launch(sweep(seeds, [method], args.epochs, out, data, extra), host)
+        if code:
+            return code
+    return 0
