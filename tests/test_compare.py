@@ -58,7 +58,10 @@ def host_recipe(method):
 @requires_host
 @pytest.mark.host
 @pytest.mark.parametrize("method", BASELINES)
-def test_a_baseline_preset_is_the_hosts_recipe_and_shares_everything_else(method):
+def test_a_baseline_preset_takes_only_its_method_settings_from_the_hosts_recipe(method):
+    """One shared recipe (optimizer, lr, weight decay, augmentations, schedule) for every method;
+    a preset takes only method, method_kwargs and momentum from the host's recipe."""
+
     cfg = compose_compare([f"preset={method}"])
     frossl = compose_compare(["preset=frossl"])
     recipe = host_recipe(method)
