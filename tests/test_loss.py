@@ -23,8 +23,8 @@ SHAPES = [  # (V, N, D): N > D, N < D and N = D
 
 
 def numpy_reference(views, invariance_weight=1.0, center=False):
-    """The objective of docs/method.md step by step in float64 numpy, always with the D x D matrix; ``center``
-    subtracts each column's batch mean first."""
+    """The objective of docs/method.md step by step in float64 numpy, always with the D x D
+    matrix; ``center`` subtracts each column's batch mean first."""
 
     views = [np.asarray(v, dtype=np.float64) for v in views]
     if center:
@@ -72,8 +72,9 @@ def random_views(shape, dtype=torch.float32, seed=0, offset=0.0):
 
 def official_two_view_reference(z_a, z_b, invariance_weight=1.0, unbiased=True):
     """The official repository's two-view function (OFSkean/FroSSL 3ff28da), which the paper's
-    two-view runs used, as docs/method.md describes it: standardize each feature over the batch, scale
-    every column to norm sqrt(D), ``w * mse + 2 log ||K_a||_F + 2 log ||K_b||_F``, K = Z^T Z / N.
+    two-view runs used, as docs/method.md describes it: standardize each feature over the batch,
+    scale every column to norm sqrt(D), ``w * mse + 2 log ||K_a||_F + 2 log ||K_b||_F``,
+    K = Z^T Z / N.
 
     The official code uses ``z.std(0)``, torch's unbiased std; ``unbiased=False`` uses the biased
     one. The choice cannot matter: the next step rescales every column to norm sqrt(D) anyway.
