@@ -18,7 +18,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from frossl_plugin.host.patches import expect, set_attr
 
-
 # the host's validation resize for its 224-px centre crop (Resize(256) + CenterCrop(224))
 HOST_RESIZE, HOST_CROP = 256, 224
 
