@@ -9,13 +9,12 @@ unmodified main_linear.py.
 import json
 import os
 import warnings
-from importlib import resources
 from pathlib import Path
 
 import pytest
 from helpers import host_env, requires_host, run_host_script
-from hydra import compose, initialize
 from omegaconf import OmegaConf
+from test_hydra_plugin import CONFIG_DIR, PRETRAIN_CONFIGS, compose_config
 
 from frossl_plugin.hydra_callback import LAST_CHECKPOINT_RESOLVER
 from frossl_plugin.probe_checkpoint import (
@@ -25,13 +24,6 @@ from frossl_plugin.probe_checkpoint import (
     last_checkpoint,
 )
 
-CONFIG_DIR = resources.files("frossl_plugin.configs")
-TOP_LEVEL_CONFIGS = sorted(p.name for p in CONFIG_DIR.iterdir() if p.name.endswith(".yaml"))
-PRETRAIN_CONFIGS = [
-    name
-    for name in TOP_LEVEL_CONFIGS
-    if name.startswith("frossl") and not name.endswith("_linear.yaml")
-]
 # pretraining config -> the linear config that probes its checkpoints (by default, or with the
 # pretrain_dir=... override its comments name)
 LINEAR_CONFIG_OF = {
@@ -61,11 +53,6 @@ CLOSED_PORT_PROXY = "http://127.0.0.1:9"  # a download attempt fails at once
 def resolver():
     if not OmegaConf.has_resolver(LAST_CHECKPOINT_RESOLVER):
         OmegaConf.register_new_resolver(LAST_CHECKPOINT_RESOLVER, last_checkpoint)
-
-
-def compose_config(name, overrides=()):
-    with initialize(version_base="1.2", config_path=None):
-        return compose(config_name=name, overrides=list(overrides), return_hydra_config=True)
 
 
 def write_checkpoint(folder: Path, mtime: float = 1e9, args=None, **settings) -> Path:

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from helpers import HOST_PATH, host_env, requires_host, run_host_script, write_tiny_image_folder
 from omegaconf import OmegaConf
+from test_compare import compose_compare
 
 pytestmark = requires_host
 
@@ -334,28 +335,6 @@ def test_the_host_stops_on_a_bad_view_before_training(folders, tmp_path):
 
 
 # ---------------------------------------------------------------- frossl-plugin compare --views
-
-
-def compose_compare(overrides):
-    """compare.yaml composed in a fresh process (each Hydra start finds the host anew)."""
-
-    code = (
-        "import json, sys\n"
-        "from hydra import compose, initialize_config_module\n"
-        "from omegaconf import OmegaConf\n"
-        "with initialize_config_module('frossl_plugin.configs', version_base='1.2'):\n"
-        "    cfg = compose('compare', overrides=sys.argv[1:])\n"
-        "print(json.dumps(OmegaConf.to_container(cfg, resolve=True)))\n"
-    )
-    base = ["data.train_path=/x/train", "data.val_path=/x/val"]
-    done = subprocess.run(
-        [sys.executable, "-c", code, *base, *overrides],
-        env=host_env(),
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.splitlines()[-1])
 
 
 @pytest.mark.parametrize(
