@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from frossl_plugin.compare.image_folder import prepare_image_folder
-from frossl_plugin.compare.tuning import trial_grid
+from frossl_plugin.compare.tuning import parse_method_axis, trial_grid
 
 TORCHVISION_DATA = {
     "cifar10": "cifar_symmetric",
@@ -310,9 +310,9 @@ def run_tuned(args, grid, methods, seeds, out, data, overrides, sweep, host) -> 
     tune_data = _with_paths(data, split.train, split.selection)
     tune_dir, epochs = out / "tune", args.tune_epochs or args.epochs
     own = {method: [] for method in methods}
-    for text in args.tune_method:
-        method, _, axis = text.partition(":")
-        own[method.strip()].append(axis)
+    for text in args.tune_method:  # as Hydra sweep overrides, parsed as trial_grid parses them
+        method, key, values = parse_method_axis(text)
+        own[method].append(f"{key}={','.join(values)}")
     print(f"compare: {len(grid[methods[0]])} trials per method, seed {args.tune_seed}", flush=True)
     for method in methods:
         extra = [*args.tune, *own[method], *overrides]
