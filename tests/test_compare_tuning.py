@@ -104,6 +104,31 @@ def test_tuning_runs_every_method_on_the_selection_split_with_equal_trials(
 
 
 @requires_host
+def test_tune_only_writes_the_selection_and_runs_no_seeds(tmp_path, demo_data, monkeypatch, capsys):
+    from frossl_plugin.compare import command, report, tuning
+
+    launched = []
+    monkeypatch.setattr(
+        command, "launch", lambda cmd, host, dry_run=False: launched.append(cmd) or 0
+    )
+    monkeypatch.setattr(report, "write_report", lambda *args, **kwargs: [])
+    scores = {("frossl", ("optimizer.lr=0.1",)): 40.0, ("frossl", ("optimizer.lr=0.3",)): 55.0}
+    monkeypatch.setattr(tuning, "trial_scores", lambda tune_dir, grid, metric: scores)
+    out = tmp_path / "o"
+    argv = ["compare", "--methods", "frossl", "--epochs", "4", "--data", str(demo_data)]
+    argv += ["--out", str(out), "--tune", "optimizer.lr=0.1,0.3", "--tune-only"]
+    assert main(argv) == 0
+    assert len(launched) == 1 and _value(launched[0], "hydra.sweep.dir") == str(out / "tune")
+    record = json.loads((out / "tune" / "selection.json").read_text())
+    assert record["methods"]["frossl"]["chosen"] == ["optimizer.lr=0.3"]
+    assert "--tune-only: selection in" in capsys.readouterr().out
+    assert not (out / "sweep_jobs.json").exists()
+
+    assert main(argv[:-3] + ["--tune-only"]) == 2  # nothing to tune
+    assert "--tune-only without --tune or --tune-method" in capsys.readouterr().err
+
+
+@requires_host
 @pytest.mark.host
 @pytest.mark.slow
 def test_a_tuned_comparison_chooses_on_the_selection_split_and_reports_it(tmp_path, demo_data):

@@ -113,6 +113,11 @@ def add_compare(commands) -> None:
     )
     parser.add_argument("--tune-seed", type=int, default=0, help="seed of the tuning runs (0)")
     parser.add_argument("--tune-epochs", type=int, help="epochs of a tuning run (--epochs)")
+    parser.add_argument(
+        "--tune-only",
+        action="store_true",
+        help="stop after tuning: write OUT/tune/selection.json and its report, run no seeds",
+    )
     parser.add_argument("--val-fraction", type=float, default=0.1, help="split share held out")
     parser.add_argument("--val-subset", type=int, help="validate on about N images, per class")
     parser.add_argument("--target-acc", type=float, help="report: target accuracy in %%")
@@ -220,6 +225,11 @@ def run_compare(args: argparse.Namespace, overrides: List[str]) -> int:
             "training images, which needs an image folder; write the dataset as one "
             "(train/ and val/ class folders) and pass its path."
         )
+    if args.tune_only and not tuning:
+        raise ValueError(
+            "--tune-only without --tune or --tune-method: there is nothing to tune; expected at "
+            "least one axis, e.g. --tune optimizer.lr=0.1,0.3."
+        )
     grid = trial_grid(methods, args.tune, args.tune_method) if tuning else None
     for notice in report.optional_dependency_notices():  # before minutes of training
         print(notice, flush=True)
@@ -324,7 +334,12 @@ def run_tuned(args, grid, methods, seeds, out, data, overrides, sweep, host) -> 
         if code:
             return code
     if args.dry_run:
-        print("compare: then each method's best trial, over the seeds, into " + str(out))
+        then = (
+            "stop (--tune-only)"
+            if args.tune_only
+            else f"each method's best trial, over the seeds, into {out}"
+        )
+        print(f"compare: then {then}")
         return 0
     metric = report.TARGET_METRICS[args.target_metric][0]
     report.write_report(tune_dir, None, args.target_fraction, args.target_metric)
@@ -342,6 +357,10 @@ def run_tuned(args, grid, methods, seeds, out, data, overrides, sweep, host) -> 
     write_selection(tune_dir, record)
     for method in methods:
         print(f"compare: {method}: chosen {' '.join(chosen[method]['chosen']) or '(defaults)'}")
+    if args.tune_only:
+        print(f"compare: --tune-only: selection in {tune_dir / 'selection.json'}", flush=True)
+        return 0
+    for method in methods:
         extra = [*chosen[method]["chosen"], *overrides]
         code = launch(sweep(seeds, [method], args.epochs, out, data, extra), host)
         if code:

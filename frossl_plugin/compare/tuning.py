@@ -167,6 +167,7 @@ def write_selection(tune_dir: Path, record: dict) -> Path:
     """Writes ``record`` (non-finite scores as null) to ``tune_dir/selection.json``."""
 
     path = Path(tune_dir) / SELECTION_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_json_safe(record), indent=1, allow_nan=False) + "\n")
     return path
 
