@@ -7,7 +7,8 @@ Parts, each a subprocess with its own time limit, its output in ``OUT/<part>.log
    170`` (that script's own CLI; it cuts any run at 170 s, inside this part's 200-s limit, and
    marks rows it had no time for as skipped): host pretraining images/s of FroSSL, Barlow Twins
    and VICReg (ResNet-18, 32 px, synthetic data, the host's torchvision and DALI loaders);
-3. ``step_overhead``: ``benchmarks/step_overhead.py`` on CUDA in bf16 (FroSSL / baselines);
+3. ``step_overhead``: ``benchmarks/step_overhead.py`` on CUDA in bf16 (FroSSL / baselines, and
+   FroSSL with 4 and 8 full-size views);
 4. ``compare``: ``frossl-plugin compare`` of FroSSL, Barlow Twins and VICReg, 2 seeds each, on
    the demo digits (written by ``frossl-plugin demo-data``, no download).
 
@@ -50,7 +51,7 @@ def parts(out: Path, smoke: bool) -> List[dict]:
     else:
         loss = "--device cuda --repeats 20"
         throughput = "--quick --budget-s 170"
-        step = "--device cuda --precision bf16 --batch-size 256 --repeats 20 --warmup 5"
+        step = "--device cuda --precision bf16 --batch-size 256 --repeats 20 --warmup 5 --views 4,8"
         compare = (
             "--methods frossl,barlow_twins,vicreg --seeds 1,2 --epochs 5 optimizer.batch_size=128 "
             "data.num_workers=4 precision=bf16-mixed spectrum_monitor.num_samples=360"

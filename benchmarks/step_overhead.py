@@ -1,13 +1,18 @@
 """Host training-step time of FroSSL against Barlow Twins and VICReg (goal: ratio <= 1.02).
 
 Every method is the host's own class from ``solo.methods.METHODS`` (FroSSL registered by the
-plugin), built from the same plugin config (``frossl.yaml``: CIFAR-10, ResNet-18 with the CIFAR
-stem, LARS) completed by the host's ``parse_cfg``; only ``method`` and ``method_kwargs`` differ.
+plugin), built from the same plugin config (``compare.yaml`` with ``data.dataset=cifar10``:
+ResNet-18 with the CIFAR stem, LARS) completed by the host's ``parse_cfg``; only ``method`` and
+``method_kwargs`` differ.
 Each method's settings are the host's recommended ones (``scripts/pretrain/cifar``) and FroSSL's
 the plugin's. A second FroSSL variant with a 2048-d output (Barlow's and VICReg's size) separates
 the effect of the loss from that of the projector's size.
 
-One step is what the Trainer runs per batch: the method's ``training_step`` on the same two
+``--views 4,8`` adds FroSSL with that many full-size views (``compare --views N``'s config: two
+crops plus N - 2 written ``[S, S]``), so that the cost of each extra view is measured next to the
+two-view methods.
+
+One step is what the Trainer runs per batch: the method's ``training_step`` on the same
 views of the same synthetic batch, ``backward`` and the optimizer built by the host's
 ``configure_optimizers`` (scheduler off). Lightning's own per-step work, identical for all
 methods, is left out. Steps of the methods are interleaved, ``--warmup`` rounds are untimed and
@@ -60,17 +65,21 @@ def build_models(batch_size: int, crop: int, device: torch.device, variants: Lis
         register()
     models = {}
     for variant in variants:
-        method, _, size = variant.partition("@")
+        method, views = variant_views(variant)
+        method, _, size = method.partition("@")
+        overrides = [f"preset={method}", "data.dataset=cifar10"]
+        overrides += ["data.train_path=unused", "data.val_path=unused"]  # never read: no loader
+        if views > 2:
+            overrides += [f"augmentations=cifar_symmetric_{views}views"]
         # the comparison's preset: the host's CIFAR recipe (FroSSL: the plugin's settings)
         with initialize_config_module(config_module="frossl_plugin.configs", version_base="1.2"):
-            cfg = compose(
-                config_name="compare",
-                overrides=[f"preset={method}", "data.train_path=unused", "data.val_path=unused"],
-            )
+            cfg = compose(config_name="compare", overrides=overrides)
         OmegaConf.set_struct(cfg, False)
         cfg.optimizer.batch_size = batch_size
-        for aug in cfg.augmentations:
-            aug.crop_size = crop
+        cfg.augmentations[0].crop_size = crop
+        if views > 2:  # the extra views: full size, written as a pair (see docs/configs.md)
+            cfg.augmentations[1].crop_size = [crop, crop]
+            cfg.augmentations[1].num_crops = views - 2
         cfg.scheduler.name = "none"
         cfg.knn_eval.enabled = False
         if size:
@@ -87,6 +96,13 @@ def build_models(batch_size: int, crop: int, device: torch.device, variants: Lis
         model.train()
         models[variant] = (model, optimizer)
     return models
+
+
+def variant_views(variant: str):
+    """``"frossl:4v"`` -> ``("frossl", 4)``; a name without ``:`` has 2 views."""
+
+    method, _, views = variant.partition(":")
+    return method, int(views.rstrip("v")) if views else 2
 
 
 def step(model, optimizer, batch, device: torch.device, bf16: bool) -> float:
@@ -108,19 +124,21 @@ def step(model, optimizer, batch, device: torch.device, bf16: bool) -> float:
 
 def measure(models, batch_size, crop, device, repeats, warmup, bf16) -> Dict[str, List[float]]:
     generator = torch.Generator().manual_seed(0)
+    most = max(variant_views(name)[1] for name in models)
     views = [
         torch.randn(batch_size, 3, crop, crop, generator=generator)
         .to(device)
         .contiguous(memory_format=torch.channels_last)
-        for _ in range(2)
+        for _ in range(most)
     ]
     targets = torch.randint(0, 10, (batch_size,), generator=generator).to(device)
-    batch = [torch.arange(batch_size, device=device), views, targets]
+    index = torch.arange(batch_size, device=device)
     times: Dict[str, List[float]] = {name: [] for name in models}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # self.log outside a Trainer warns once per call
         for round_index in range(warmup + repeats):
             for name, (model, optimizer) in models.items():
+                batch = [index, views[: variant_views(name)[1]], targets]
                 seconds = step(model, optimizer, batch, device, bf16)
                 if round_index >= warmup:
                     times[name].append(seconds)
@@ -138,6 +156,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument(
         "--no-equal-projector", action="store_true", help="skip FroSSL with a 2048-d output"
     )
+    parser.add_argument("--views", default="", help="also FroSSL with these views, e.g. 4,8")
     parser.add_argument("--out", default="step_overhead.md", help="Markdown table")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     args = parser.parse_args(argv)
@@ -148,6 +167,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     variants = ["frossl", "barlow_twins", "vicreg"]
     if not args.no_equal_projector:
         variants.insert(1, "frossl@2048")
+    for views in filter(None, args.views.split(",")):
+        if not views.strip().isdigit() or int(views) <= 2:
+            parser.error(f"--views {args.views!r}: expected view counts above 2, e.g. 4,8")
+        variants.append(f"frossl:{int(views)}v")
     models = build_models(args.batch_size, args.crop, device, variants)
     bf16 = args.precision == "bf16"
     times = measure(models, args.batch_size, args.crop, device, args.repeats, args.warmup, bf16)
@@ -159,12 +182,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     header = (
         f"Host training step (training_step + backward + optimizer) on {device.type}, "
-        f"precision {args.precision}, ResNet-18 (CIFAR stem), 2 views of {args.batch_size} x "
-        f"{args.crop} px; median of {args.repeats} interleaved rounds after {args.warmup} "
-        f"warm-up rounds; machine: {describe_machine(device)}; {when}; command: {command}"
+        f"precision {args.precision}, ResNet-18 (CIFAR stem), 2 views (FroSSL: as named) of "
+        f"{args.batch_size} x {args.crop} px; median of {args.repeats} interleaved rounds after "
+        f"{args.warmup} warm-up rounds; machine: {describe_machine(device)}; {when}; "
+        f"command: {command}"
     )
     labels = {
-        "frossl": "FroSSL (plugin config: 2048-2048-1024 projector)",
+        "frossl": "FroSSL (compare preset: 2048-2048 hidden, proj_output_dim auto)",
         "frossl@2048": "FroSSL with a 2048-d output",
         "barlow_twins": "Barlow Twins (host cifar config: 2048-2048-2048)",
         "vicreg": "VICReg (host cifar config: 2048-2048-2048)",
@@ -172,6 +196,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     columns = "| method | median step (ms) | min (ms) | max (ms) | / Barlow Twins | / VICReg |"
     lines = [header, "", columns, "| --- | --- | --- | --- | --- | --- |"]
     for name in variants:
+        views = variant_views(name)[1]
+        labels.setdefault(name, f"FroSSL with {views} full-size views")
         lines.append(
             f"| {labels[name]} | {medians[name] * 1000:.1f} | {min(times[name]) * 1000:.1f} | "
             f"{max(times[name]) * 1000:.1f} | {medians[name] / medians['barlow_twins']:.3f} | "
