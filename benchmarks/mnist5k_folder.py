@@ -13,7 +13,7 @@ dataset for sweeps that must fit a few CPU-hours.
 
 import argparse
 from pathlib import Path
-from typing import Optional
+from typing import Dict, Optional
 
 
 def write_folder(out: Path, per_class: Optional[int] = None) -> int:
@@ -32,18 +32,17 @@ def write_folder(out: Path, per_class: Optional[int] = None) -> int:
     if per_class is not None and not 1 <= per_class <= 500:
         raise SystemExit(f"mnist5k_folder: --per-class {per_class}: expected 1-500 (500 per digit)")
     images, labels = mnist_data()
-    kept: dict = {}
-    written = 0
+    kept: Dict[int, int] = {}  # images written per digit
     for index, (pixels, label) in enumerate(zip(images, labels)):
-        kept[int(label)] = kept.get(int(label), 0) + 1
-        if per_class is not None and kept[int(label)] > per_class:
+        digit = int(label)
+        if per_class is not None and kept.get(digit, 0) >= per_class:
             continue
-        written += 1
-        folder = out / str(int(label))
+        kept[digit] = kept.get(digit, 0) + 1
+        folder = out / str(digit)
         folder.mkdir(parents=True, exist_ok=True)
         gray = pixels.reshape(28, 28).astype(np.uint8)
         Image.fromarray(gray).convert("RGB").save(folder / f"{index:04d}.png")
-    return written
+    return sum(kept.values())
 
 
 def main() -> None:

@@ -133,13 +133,13 @@ def measure(models, batch_size, crop, device, repeats, warmup, bf16) -> Dict[str
     ]
     targets = torch.randint(0, 10, (batch_size,), generator=generator).to(device)
     index = torch.arange(batch_size, device=device)
+    batches = {name: [index, views[: variant_views(name)[1]], targets] for name in models}
     times: Dict[str, List[float]] = {name: [] for name in models}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # self.log outside a Trainer warns once per call
         for round_index in range(warmup + repeats):
             for name, (model, optimizer) in models.items():
-                batch = [index, views[: variant_views(name)[1]], targets]
-                seconds = step(model, optimizer, batch, device, bf16)
+                seconds = step(model, optimizer, batches[name], device, bf16)
                 if round_index >= warmup:
                     times[name].append(seconds)
     return times
@@ -196,10 +196,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     columns = "| method | median step (ms) | min (ms) | max (ms) | / Barlow Twins | / VICReg |"
     lines = [header, "", columns, "| --- | --- | --- | --- | --- | --- |"]
     for name in variants:
-        views = variant_views(name)[1]
-        labels.setdefault(name, f"FroSSL with {views} full-size views")
+        label = labels.get(name) or f"FroSSL with {variant_views(name)[1]} full-size views"
         lines.append(
-            f"| {labels[name]} | {medians[name] * 1000:.1f} | {min(times[name]) * 1000:.1f} | "
+            f"| {label} | {medians[name] * 1000:.1f} | {min(times[name]) * 1000:.1f} | "
             f"{max(times[name]) * 1000:.1f} | {medians[name] / medians['barlow_twins']:.3f} | "
             f"{medians[name] / medians['vicreg']:.3f} |"
         )
