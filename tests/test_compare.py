@@ -478,7 +478,59 @@ def test_stop_signals_become_exceptions_and_exit_codes():
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handlers restored
 
 
+class _SignalsFromItsFinalizer:
+    """Sends a signal to its own process from ``__del__``: the handler then runs inside the
+    finalizer, where Python prints its exception and drops it (between two jobs of a sweep, a
+    DataLoader shuts its workers down in one)."""
+
+    def __init__(self, signum):
+        self.signum = signum
+
+    def __del__(self):
+        os.kill(os.getpid(), self.signum)
+        for _ in range(10_000):  # bytecode to run the handler in
+            pass
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_lost_in_a_finalizer_still_stops_the_sweep(signum):
+    expected = KeyboardInterrupt if signum == signal.SIGINT else SystemExit
+    started = time.monotonic()
+    with pytest.raises(expected):
+        with sweep.StopSignals() as stop:
+            _SignalsFromItsFinalizer(signum)  # dropped at once: its finalizer runs here
+            assert stop.received == [signum]  # handled, and its exception dropped
+            while time.monotonic() < started + 10:  # a job that trains on
+                time.sleep(0.01)
+    assert time.monotonic() - started < 10, "the stop was lost"
+    assert stop.exit_code == 128 + signum
+    assert signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_sweep_whose_jobs_return_after_a_stop_signal_still_exits_with_its_code():
+    with pytest.raises(SystemExit) as exit_info:
+        with sweep.StopSignals(redeliver_s=60) as stop:
+            _SignalsFromItsFinalizer(signal.SIGTERM)
+            stop.raise_if_received()  # what the sweeper calls after each batch of jobs
+    assert exit_info.value.code == 143
+
+
 # --- real sweeps through the unmodified host ----------------------------------------------------
+
+
+def start_captured(command, cwd, env, new_session=False) -> subprocess.Popen:
+    """Starts ``command`` with its output (stdout and stderr together) captured."""
+
+    return subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=new_session,
+    )
 
 
 def tiny_run(demo_data, sweep_dir):
@@ -639,14 +691,7 @@ def test_the_slurm_launcher_submits_one_array_of_the_planned_jobs(tmp_path, demo
         "hydra.launcher.cpus_per_task=8",
         "hydra.launcher.array_parallelism=4",
     ]
-    process = subprocess.Popen(
-        args,
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    process = start_captured(args, tmp_path, env, new_session=True)
     deadline = time.time() + 300
     pickles = []
     while time.time() < deadline and process.poll() is None and len(pickles) < 2:
@@ -715,13 +760,11 @@ def test_a_sweep_killed_during_a_job_resumes_it_from_its_last_checkpoint(tmp_pat
     args = ["-m", "--config-name=compare", "preset=frossl", "seed=1"]
     args += resumed_run_overrides(demo_data, sweep_dir, epochs)
     began = time.monotonic()
-    process = subprocess.Popen(
+    process = start_captured(
         [sys.executable, str(HOST_PATH / "main_pretrain.py"), *args],
-        cwd=tmp_path,
-        env=host_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        tmp_path,
+        host_env(),
+        new_session=True,
     )
     assert wait_for(lambda: complete_checkpoints(sweep_dir) or process.poll() is not None, 600)
     os.killpg(process.pid, signal.SIGKILL)
@@ -809,14 +852,7 @@ def test_a_slurm_job_at_its_time_limit_is_requeued_by_submitit_and_resumes(tmp_p
     # running for the time limit; up to two requeues after a timeout
     args += ["hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=1"]
     args += ["hydra.launcher.max_num_timeout=2"]
-    process = subprocess.Popen(
-        args,
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    process = start_captured(args, tmp_path, env, new_session=True)
     assert wait_for(
         lambda: list(sweep_dir.glob(".submitit/*/*_submitted.pkl")) or process.poll() is not None,
         300,
@@ -847,13 +883,7 @@ def test_a_slurm_job_at_its_time_limit_is_requeued_by_submitit_and_resumes(tmp_p
     }
     slurm_env.pop(sweep.OWNER_ENV, None)
 
-    first = subprocess.Popen(
-        batch_command,
-        cwd=tmp_path,
-        env=slurm_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    first = start_captured(batch_command, tmp_path, slurm_env)
     assert wait_for(lambda: complete_checkpoints(sweep_dir) or first.poll() is not None, 600)
     first.send_signal(signal.SIGUSR2)  # SLURM's warning before the time limit
     log = first.communicate(timeout=120)[0].decode(errors="replace")
@@ -937,13 +967,7 @@ def test_compare_stopped_by_a_signal_keeps_finished_jobs_and_resumes(tmp_path, d
         ],
         "++limit_train_batches=60",  # about ten seconds: the second job is stopped while it trains
     ]
-    process = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        env=host_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    process = start_captured(command, tmp_path, host_env())
     assert wait_for(lambda: len(finished_jobs(sweep_dir)) == 1, 300), "no job finished"
     first = finished_jobs(sweep_dir)[0]
     stamp = (sweep_dir / first / sweep.DONE_FILE).stat().st_mtime_ns

@@ -396,24 +396,64 @@ def owner_id(pid: Optional[int] = None) -> Optional[str]:
 
 
 class StopSignals:
-    """Records SIGINT/SIGTERM during a sweep and turns them into exceptions at once."""
+    """Records SIGINT/SIGTERM during a sweep and turns them into exceptions at once.
 
-    def __init__(self):
+    Python drops an exception raised in a finalizer, and a signal handler can run inside one
+    (between two jobs, a DataLoader shuts its workers down in ``__del__``), so a stop could be
+    lost and the sweep train on. Until the sweeper calls :meth:`stopping`, a received signal is
+    therefore raised again every ``redeliver_s`` seconds, and :meth:`raise_if_received` turns a
+    signal whose exception was dropped into the stop it asked for.
+    """
+
+    def __init__(self, redeliver_s: float = 2.0):
         self.received: List[int] = []
+        self.redeliver_s = redeliver_s
         self._previous = {}
+        self._active = False
+        self._timer: Optional[threading.Timer] = None
 
     def _handle(self, signum, frame):
         self.received.append(signum)
+        if not self._active:
+            return
+        if self._timer is None:
+            self._timer = threading.Timer(self.redeliver_s, self._redeliver, args=(signum,))
+            self._timer.daemon = True
+            self._timer.start()
+        self._raise(signum)
+
+    @staticmethod
+    def _raise(signum: int):
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
         raise SystemExit(128 + signum)
 
+    def _redeliver(self, signum: int):
+        self._timer = None
+        if self._active:
+            os.kill(os.getpid(), signum)  # runs _handle again, in the main thread
+
+    def raise_if_received(self):
+        """Raises the stop of the first signal received, if any."""
+
+        if self.received:
+            self._raise(self.received[0])
+
+    def stopping(self):
+        """The stop reached the sweeper: no more redelivery, no more exceptions."""
+
+        self._active = False
+        if self._timer is not None:
+            self._timer.cancel()
+
     def __enter__(self):
         for signum in (signal.SIGINT, signal.SIGTERM):
             self._previous[signum] = signal.signal(signum, self._handle)
+        self._active = True
         return self
 
     def __exit__(self, *exc_info):
+        self.stopping()
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         return False

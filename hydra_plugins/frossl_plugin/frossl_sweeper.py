@@ -106,9 +106,11 @@ class ResumableSweeper(BasicSweeper):
                     returns.append(results)
                     for result in results:
                         _ = result.return_value  # raises the error of a failed job
+                    stop.raise_if_received()
             except BaseException:
                 if not stop.received:
                     raise
+                stop.stopping()
                 finished = sum(
                     job.finished or jobs.is_finished(sweep_dir / job.name, job.digest)
                     for job in planned
