@@ -36,16 +36,18 @@ def test_every_budget_of_two_epochs_or_more_warms_up(epochs, warmup):
 def test_small_images_get_the_small_input_stem_for_every_method(tmp_path, demo_data, capsys):
     argv = ["compare", "--methods", "frossl,vicreg", "--epochs", "4", "--data", str(demo_data)]
     assert main(argv + ["--out", str(tmp_path / "o"), "--dry-run"]) == 0
-    (command,) = _commands(capsys.readouterr().out)
+    printed = capsys.readouterr().out
+    (command,) = _commands(printed)
     assert "backbone.name=resnet18_small_input" in command and "preset=frossl,vicreg" in command
     assert "scheduler.warmup_epochs=1" in command
-    # the user's own backbone wins
-    argv += ["--out", str(tmp_path / "o"), "--dry-run", "backbone.name=resnet18"]
+    assert "backbone resnet18_small_input" in printed
+    # the user's own backbone wins, and is the one the data line names
+    argv += ["--out", str(tmp_path / "o"), "--dry-run", "++backbone.name=resnet18"]
     assert main(argv) == 0
-    (command,) = _commands(capsys.readouterr().out)
-    assert [item for item in command if item.startswith("backbone.name")] == [
-        "backbone.name=resnet18"
-    ]
+    printed = capsys.readouterr().out
+    (command,) = _commands(printed)
+    assert [item for item in command if "backbone.name" in item] == ["++backbone.name=resnet18"]
+    assert "backbone resnet18\n" in printed
 
 
 @requires_host

@@ -12,10 +12,10 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from frossl_plugin.compare.image_folder import prepare_image_folder
-from frossl_plugin.compare.tuning import parse_method_axis, trial_grid
+from frossl_plugin.compare.tuning import method_axes, trial_grid
 
 TORCHVISION_DATA = {
     "cifar10": "cifar_symmetric",
@@ -134,8 +134,16 @@ def _csv(text: str, what: str) -> List[str]:
     return items
 
 
-def data_overrides(args: argparse.Namespace, out: Path) -> List[str]:
-    """Data paths, the augmentations and the crop sizes of every job."""
+def override_value(overrides: Sequence[str], key: str) -> Optional[str]:
+    """The value the last of ``overrides`` gives ``key`` (``key=``, ``+key=`` or ``++key=``)."""
+
+    values = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+") == key]
+    return values[-1] if values else None
+
+
+def data_overrides(args: argparse.Namespace, out: Path, user: Sequence[str] = ()) -> List[str]:
+    """Data paths, the augmentations, the crop sizes and, for small images, the small-input
+    backbone of every job; ``user`` are the user's overrides (a ``backbone.name`` there wins)."""
 
     if args.data in TORCHVISION_DATA:
         root = Path(args.data_root or out / "datasets").expanduser().resolve()
@@ -151,7 +159,8 @@ def data_overrides(args: argparse.Namespace, out: Path) -> List[str]:
         )
         augmentations = IMAGE_FOLDER_AUGMENTATIONS
         crop = args.crop_size or min(folder.image_side, 224)
-        stem = SMALL_INPUT_BACKBONE if crop <= SMALL_INPUT_MAX_SIDE else "resnet18"
+        users_stem = override_value(user, "backbone.name")  # wins over the default
+        stem = users_stem or (SMALL_INPUT_BACKBONE if crop <= SMALL_INPUT_MAX_SIDE else "resnet18")
         print(
             f"compare: data {args.data}: {folder.description}; crop {crop} px; backbone {stem}",
             flush=True,
@@ -163,7 +172,7 @@ def data_overrides(args: argparse.Namespace, out: Path) -> List[str]:
             # job never resumes a checkpoint trained on other images (the host ignores the key)
             f"++data.content_digest={folder.content}",
         ]
-        if stem != "resnet18":
+        if not users_stem and stem == SMALL_INPUT_BACKBONE:
             overrides.append(f"backbone.name={stem}")
     extra = extra_views(args)
     if extra:
@@ -235,10 +244,7 @@ def run_compare(args: argparse.Namespace, overrides: List[str]) -> int:
         print(notice, flush=True)
     host = find_host(args.host)
     out = Path(args.out).expanduser().resolve()
-    data = data_overrides(args, out)
-    user = [item for item in overrides if item.split("=", 1)[0].lstrip("+") == "backbone.name"]
-    if user:  # the user's backbone wins over the small-input default
-        data = [item for item in data if not item.startswith("backbone.name=")]
+    data = data_overrides(args, out, overrides)
 
     def sweep(seeds_, methods_, epochs, folder, data_, extra) -> List[str]:
         return [
@@ -319,10 +325,10 @@ def run_tuned(args, grid, methods, seeds, out, data, overrides, sweep, host) -> 
     print(f"compare: tuning on a selection split: {split.description}", flush=True)
     tune_data = _with_paths(data, split.train, split.selection)
     tune_dir, epochs = out / "tune", args.tune_epochs or args.epochs
-    own = {method: [] for method in methods}
-    for text in args.tune_method:  # as Hydra sweep overrides, parsed as trial_grid parses them
-        method, key, values = parse_method_axis(text)
-        own[method].append(f"{key}={','.join(values)}")
+    own = {  # each method's own axes, as Hydra sweep overrides
+        method: [f"{key}={','.join(values)}" for key, values in axes]
+        for method, axes in method_axes(methods, args.tune_method).items()
+    }
     print(f"compare: {len(grid[methods[0]])} trials per method, seed {args.tune_seed}", flush=True)
     for method in methods:
         extra = [*args.tune, *own[method], *overrides]

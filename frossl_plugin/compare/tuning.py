@@ -55,6 +55,26 @@ def parse_method_axis(text: str) -> Tuple[str, str, List[str]]:
     return method.strip(), key, values
 
 
+def method_axes(
+    methods: Sequence[str], own: Sequence[str]
+) -> Dict[str, List[Tuple[str, List[str]]]]:
+    """``--tune-method`` axes by method: ``method -> [(key, values)]``, every method listed.
+
+    Raises:
+        ValueError: for an axis of a method not compared.
+    """
+
+    axes: Dict[str, List[Tuple[str, List[str]]]] = {method: [] for method in methods}
+    for text in own:
+        method, key, values = parse_method_axis(text)
+        if method not in axes:
+            raise ValueError(
+                f"--tune-method {text!r}: {method!r} is not among --methods {list(methods)}."
+            )
+        axes[method].append((key, values))
+    return axes
+
+
 def trial_grid(
     methods: Sequence[str], shared: Sequence[str] = (), own: Sequence[str] = ()
 ) -> Dict[str, List[List[str]]]:
@@ -74,14 +94,7 @@ def trial_grid(
     """
 
     shared_axes = [parse_axis(text) for text in shared]
-    own_axes: Dict[str, List[Tuple[str, List[str]]]] = {method: [] for method in methods}
-    for text in own:
-        method, key, values = parse_method_axis(text)
-        if method not in own_axes:
-            raise ValueError(
-                f"--tune-method {text!r}: {method!r} is not among --methods {list(methods)}."
-            )
-        own_axes[method].append((key, values))
+    own_axes = method_axes(methods, own)
     grid = {}
     for method in methods:
         axes = shared_axes + own_axes[method]
