@@ -19,6 +19,23 @@ HOST_SKIP_REASON = (
 )
 
 
+def quiet_cpu_trainer(**kwargs):
+    """A Lightning Trainer on one CPU device without logger, checkpoints, progress bar or model
+    summary; ``kwargs`` add to or override these."""
+
+    from lightning.pytorch import Trainer
+
+    settings = dict(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    return Trainer(**{**settings, **kwargs})
+
+
 def find_host() -> Optional[Path]:
     """The solo-learn checkout to test against, or None. Puts it on sys.path."""
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import quiet_cpu_trainer
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -40,16 +41,7 @@ def fit(path: Path, buffer_mib: int = 0) -> dict:
     """Two training steps on the CPU; returns the epoch record."""
 
     data = DataLoader(TensorDataset(torch.randn(4, 8)), batch_size=2)
-    trainer = Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[EpochStats(str(path))],
-    )
+    trainer = quiet_cpu_trainer(max_epochs=1, callbacks=[EpochStats(str(path))])
     trainer.fit(TinyModule(buffer_mib), data)
     (record,) = [json.loads(line) for line in path.read_text().splitlines()]
     return record
@@ -92,16 +84,7 @@ def test_peak_rss_reads_vmhwm(tmp_path, monkeypatch):
 
 
 def trainer(path: Path, epochs: int, callbacks=()) -> Trainer:
-    return Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_epochs=epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[*callbacks, EpochStats(str(path))],
-    )
+    return quiet_cpu_trainer(max_epochs=epochs, callbacks=[*callbacks, EpochStats(str(path))])
 
 
 def records(path: Path) -> list:
@@ -169,16 +152,8 @@ def test_the_record_of_an_epoch_is_written_before_the_checkpointer_saves_it(tmp_
         {"epoch_stats": {"enabled": True, "path": str(path)}, "random_state": {"enabled": True}}
     )
     try:
-        run = Trainer(
-            accelerator="cpu",
-            devices=1,
-            max_epochs=2,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            callbacks=[probe],  # the factory's EpochStats comes after it
-        )
+        # the factory's EpochStats comes after the probe
+        run = quiet_cpu_trainer(max_epochs=2, callbacks=[probe])
     finally:
         from_config.deactivate()
     names = [type(callback).__name__ for callback in run.callbacks]

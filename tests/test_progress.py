@@ -4,7 +4,8 @@ import json
 
 import pytest
 import torch
-from lightning.pytorch import LightningModule, Trainer
+from helpers import quiet_cpu_trainer
+from lightning.pytorch import LightningModule
 from torch.utils.data import DataLoader, TensorDataset
 
 from frossl_plugin.callbacks.progress import EpochProgress, format_duration, sweep_position
@@ -23,14 +24,9 @@ class TinyModule(LightningModule):
 
 
 def _fit(progress_bar: bool, epochs: int = 3) -> None:
-    trainer = Trainer(
-        accelerator="cpu",
-        devices=1,
+    trainer = quiet_cpu_trainer(
         max_epochs=epochs,
-        logger=False,
-        enable_checkpointing=False,
         enable_progress_bar=progress_bar,
-        enable_model_summary=False,
         callbacks=[EpochProgress()],
     )
     trainer.fit(TinyModule(), DataLoader(TensorDataset(torch.randn(4, 4)), batch_size=2))

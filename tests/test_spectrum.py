@@ -8,6 +8,7 @@ import lightning
 import numpy as np
 import pytest
 import torch
+from helpers import quiet_cpu_trainer
 from scipy.stats import entropy
 
 from frossl_plugin.spectrum import (
@@ -199,16 +200,7 @@ def test_spectrum_monitor_and_epoch_stats_on_a_tiny_model(tmp_path):
     model = TinyMethod()
     monitor = SpectrumMonitor(frequency=2, num_samples=20, directory=str(tmp_path / "spec"))
     stats = EpochStats(path=str(tmp_path / "stats.jsonl"))
-    trainer = lightning.Trainer(
-        max_epochs=3,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[monitor, stats],
-    )
+    trainer = quiet_cpu_trainer(max_epochs=3, callbacks=[monitor, stats])
     trainer.fit(model, train, val)
 
     records = read_spectrum_records(tmp_path / "spec" / "spectra.jsonl")
@@ -258,16 +250,7 @@ def test_monitor_restores_training_mode(tmp_path):
 
     _, train, val = _loaders()
     model = TinyMethod()
-    trainer = lightning.Trainer(
-        max_epochs=1,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_train_batches=1,
-    )
+    trainer = quiet_cpu_trainer(max_epochs=1, limit_train_batches=1)
     trainer.fit(model, train, val)
     monitor = SpectrumMonitor(num_samples=10, directory=str(tmp_path))
     model.train()
