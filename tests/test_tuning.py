@@ -26,7 +26,13 @@ def test_axes_are_parsed_and_bad_ones_named():
         "method_kwargs.invariance_weight",
         ["0.5", "1"],
     )
-    for bad in ("optimizer.lr", "=0.1", "--lr=0.1", "optimizer.lr=0.1,,0.3"):
+    # a key the config does not set is added with Hydra's ++ (the prefix is kept)
+    assert parse_axis("++method_kwargs.lamb=0.002,0.02") == (
+        "++method_kwargs.lamb",
+        ["0.002", "0.02"],
+    )
+    bad_axes = ("optimizer.lr", "=0.1", "++=0.1", "+++a=1", "--lr=0.1", "~a=1", "a=0.1,,0.3")
+    for bad in bad_axes:
         with pytest.raises(ValueError, match="expected KEY=V1,V2"):
             parse_axis(bad)
     with pytest.raises(ValueError, match="distinct"):
@@ -63,6 +69,7 @@ def test_every_method_gets_the_product_of_the_shared_and_its_own_axes():
     )
     assert "not among --methods" in _error(trial_grid, ["frossl"], [], ["vicreg:a=1,2"])
     assert "tuned twice" in _error(trial_grid, ["frossl"], ["a=1,2"], ["frossl:a=3,4"])
+    assert "tuned twice" in _error(trial_grid, ["frossl"], ["a=1,2"], ["frossl:++a=3,4"])
     assert trial_grid(["frossl", "vicreg"]) == {"frossl": [[]], "vicreg": [[]]}  # no tuning
 
 
@@ -106,8 +113,22 @@ def test_trial_scores_read_the_tuning_sweep(tmp_path):
         99.0,
         finished=False,
     )
+    write_job(
+        tmp_path,
+        "barlow_twins_seed0_0",
+        "barlow_twins",
+        0,
+        ["preset=barlow_twins", "++lamb=0.02"],
+        20.0,
+    )
     grid = {method: [["optimizer.lr=0.1"], ["optimizer.lr=0.3"]] for method in ("frossl", "vicreg")}
+    grid["barlow_twins"] = [
+        ["++lamb=0.005"],
+        ["++lamb=0.02"],
+    ]  # an added key: matched without its ++
     scores = trial_scores(tmp_path, grid, "online_acc1")
+    assert scores[("barlow_twins", ("++lamb=0.02",))] == pytest.approx(20.0)
+    assert ("barlow_twins", ("++lamb=0.005",)) not in scores
     assert scores[("frossl", ("optimizer.lr=0.3",))] == pytest.approx(62.5)
     assert scores[("vicreg", ("optimizer.lr=0.1",))] == pytest.approx(30.0)
     assert ("vicreg", ("optimizer.lr=0.3",)) not in scores  # unfinished trials do not count

@@ -98,8 +98,9 @@ def add_compare(commands) -> None:
         action="append",
         default=[],
         metavar="KEY=V1,V2",
-        help="tune every method over these values (repeatable), e.g. optimizer.lr=0.1,0.3,1.0; "
-        "scored on a selection split held out from the training images (image folders)",
+        help="tune every method over these values (repeatable), e.g. optimizer.lr=0.1,0.3,1.0 "
+        "(++KEY for a key the config does not set); scored on a selection split held out from "
+        "the training images (image folders)",
     )
     parser.add_argument(
         "--tune-method",

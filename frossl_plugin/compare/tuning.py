@@ -19,23 +19,39 @@ from typing import Dict, List, Optional, Sequence, Tuple
 SELECTION_FILE = "selection.json"  # in the tuning sweep's folder
 
 
+def bare_key(key: str) -> str:
+    """A tuned key without Hydra's ``+``/``++`` (add) prefix, as a job's overrides record it."""
+
+    return key.lstrip("+")
+
+
 def parse_axis(text: str, flag: str = "--tune") -> Tuple[str, List[str]]:
-    """``"optimizer.lr=0.1,0.3"`` -> ``("optimizer.lr", ["0.1", "0.3"])``.
+    """``"optimizer.lr=0.1,0.3"`` -> ``("optimizer.lr", ["0.1", "0.3"])``. A key that the
+    config does not set (a method's default, such as Barlow Twins' ``method_kwargs.lamb``) is
+    written ``++KEY``, which Hydra adds or overrides; the prefix is kept.
 
     Raises:
         ValueError: naming the text and the form expected.
     """
 
     key, has_value, values = text.partition("=")
+    key = key.strip()
     items = [value.strip() for value in values.split(",")]
-    if not has_value or not key or key.startswith(("-", "+", "~")) or not all(items):
+    prefix = key[: len(key) - len(bare_key(key))]
+    if (
+        not has_value
+        or not bare_key(key)
+        or prefix not in ("", "+", "++")
+        or key.startswith(("-", "~"))
+        or not all(items)
+    ):
         raise ValueError(
-            f"{flag} {text!r}: expected KEY=V1,V2,... (a config key and its values), e.g. "
-            "optimizer.lr=0.1,0.3,1.0."
+            f"{flag} {text!r}: expected KEY=V1,V2,... (a config key and its values, ++KEY for "
+            "a key the config does not set), e.g. optimizer.lr=0.1,0.3,1.0."
         )
     if len(set(items)) != len(items):
         raise ValueError(f"{flag} {text!r}: the values must be distinct.")
-    return key.strip(), items
+    return key, items
 
 
 def parse_method_axis(text: str) -> Tuple[str, str, List[str]]:
@@ -99,7 +115,7 @@ def trial_grid(
     for method in methods:
         axes = shared_axes + own_axes[method]
         keys = [key for key, _ in axes]
-        if len(set(keys)) != len(keys):
+        if len({bare_key(key) for key in keys}) != len(keys):
             raise ValueError(f"{method}: a key is tuned twice in {keys}.")
         grid[method] = [
             [f"{key}={value}" for key, value in zip(keys, values)]
@@ -161,6 +177,7 @@ def trial_scores(
     for job in sweep.finished:
         for trial in grid.get(job.method, []):
             wanted = dict(item.split("=", 1) for item in trial)
+            wanted = {bare_key(key): value for key, value in wanted.items()}
             if all(job.overrides.get(key) == value for key, value in wanted.items()):
                 scores[(job.method, tuple(trial))] = _final(job.rows, metric)
     return scores
