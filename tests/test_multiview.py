@@ -24,7 +24,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import HOST_PATH, host_env, requires_host, run_host_script, write_tiny_image_folder
+from helpers import (
+    HOST_PATH,
+    host_env,
+    quiet_cpu_trainer,
+    requires_host,
+    run_host_script,
+    write_tiny_image_folder,
+)
 from omegaconf import OmegaConf
 from test_compare import compose_compare
 
@@ -85,7 +92,7 @@ def test_the_hosts_loader_gives_full_size_views_and_the_loss_takes_them_all(
     main_pretrain.py builds them, give every crop at S x S; a training step through Lightning
     hands all of them to the loss, and only the first two to the online classifier and kNN."""
 
-    from lightning.pytorch import Callback, Trainer
+    from lightning.pytorch import Callback
     from solo.data.pretrain_dataloader import (
         FullTransformPipeline,
         NCropAugmentation,
@@ -140,16 +147,7 @@ def test_the_hosts_loader_gives_full_size_views_and_the_loss_takes_them_all(
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
             seen["crops"] = [tuple(crop.shape) for crop in batch[1]]
 
-    trainer = Trainer(
-        fast_dev_run=1,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        callbacks=[Crops()],
-    )
+    trainer = quiet_cpu_trainer(fast_dev_run=1, callbacks=[Crops()])
     trainer.fit(model, loader)
 
     assert seen["crops"] == [(BATCH, 3, size, size)] * views  # every view at full size

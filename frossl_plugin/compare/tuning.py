@@ -170,14 +170,13 @@ def trial_scores(
 ) -> Dict[Tuple[str, Tuple[str, ...]], float]:
     """The final ``metric`` of every finished job of the tuning sweep, by method and trial."""
 
-    from frossl_plugin.compare.report import load_sweep
+    from frossl_plugin.compare.report import load_sweep, parse_overrides
 
     sweep = load_sweep(tune_dir)
     scores = {}
     for job in sweep.finished:
         for trial in grid.get(job.method, []):
-            wanted = dict(item.split("=", 1) for item in trial)
-            wanted = {bare_key(key): value for key, value in wanted.items()}
+            wanted = parse_overrides(trial)  # as the job's overrides were parsed
             if all(job.overrides.get(key) == value for key, value in wanted.items()):
                 scores[(job.method, tuple(trial))] = _final(job.rows, metric)
     return scores
