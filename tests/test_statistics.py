@@ -10,6 +10,7 @@ import pytest
 from frossl_plugin.compare.statistics import (
     label_statistics,
     label_table,
+    mean_std,
     pair_statistics,
     pair_table,
     verdict,
@@ -42,6 +43,16 @@ def test_label_statistics_edge_cases():
     assert same["std"] == 0 and same["ci_low"] == same["ci_high"] == 5.0
     assert label_statistics([1.0, float("nan"), 3.0, None])["n"] == 2  # non-finite left out
     assert label_statistics([])["n"] == 0 and math.isnan(label_statistics([])["mean"])
+
+
+def test_mean_std_of_the_plain_table():
+    # squared deviations from the mean 5 sum to 32 over 8 values: sample variance 32 / 7
+    mean, std = mean_std([2, 4, 4, 4, 5, 5, 7, 9])
+    assert mean == 5 and std == pytest.approx(math.sqrt(32 / 7))
+    assert mean_std([3.5]) == (3.5, None)
+    assert mean_std([1.0, float("nan"), None, 3.0]) == (2.0, pytest.approx(math.sqrt(2)))
+    empty_mean, empty_std = mean_std([])
+    assert math.isnan(empty_mean) and empty_std is None
 
 
 def _welch(a, b):

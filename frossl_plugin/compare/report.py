@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from frossl_plugin import install_hint
+from frossl_plugin.compare.statistics import mean_std
 from frossl_plugin.compare.sweep import DONE_FILE, JOB_FILE
 from frossl_plugin.compare.sweep import PLAN_FILE as PLANNED_FILE
 from frossl_plugin.compare.sweep import is_finished
@@ -505,15 +506,6 @@ def _first_reaching(rows: List[dict], key: str, target: float) -> Optional[dict]
 def _after_first(rows: List[dict], key: str) -> float:
     """Mean of ``key`` over the epochs after the first (warm-up), or over all with one epoch."""
     return _mean([row.get(key) for row in (rows[1:] or rows)])
-
-
-def mean_std(values: Sequence[float]) -> tuple:
-    """(mean, sample std) of the finite ``values``; std is None with fewer than two values."""
-
-    values = [value for value in values if _finite(value)]
-    if not values:
-        return NAN, None
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
 def _fmt(value, digits: int = 1) -> str:

@@ -6,8 +6,9 @@ Everything is computed by scipy.stats (``t.interval``, ``ttest_ind(equal_var=Fal
 """
 
 import math
+import statistics
 from itertools import combinations
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 CONFIDENCE = 0.95
 # below this many seeds per label, Welch's test has little power: say so next to its p-value
@@ -17,6 +18,16 @@ TEST_NAME = "Welch's two-sided t-test (unequal variances), scipy.stats.ttest_ind
 
 def _finite(values: Sequence[float]) -> List[float]:
     return [float(v) for v in values if v is not None and math.isfinite(float(v))]
+
+
+def mean_std(values: Sequence[float]) -> Tuple[float, Optional[float]]:
+    """(mean, sample std) of the finite ``values``: NaN mean without any, None std with fewer than
+    two. Needs no scipy, so the report's plain table works without it."""
+
+    values = _finite(values)
+    if not values:
+        return float("nan"), None
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
 def label_statistics(values: Sequence[float]) -> Dict[str, float]:
@@ -35,8 +46,8 @@ def label_statistics(values: Sequence[float]) -> Dict[str, float]:
     nan = float("nan")
     if n == 0:
         return dict(n=0, mean=nan, std=nan, ci_low=nan, ci_high=nan, min=nan, max=nan)
-    mean = float(values.mean())
-    std = float(values.std(ddof=1)) if n > 1 else nan
+    mean, std = mean_std(values)
+    std = nan if std is None else std
     if n > 1 and std > 0:
         low, high = stats.t.interval(CONFIDENCE, n - 1, loc=mean, scale=stats.sem(values))
     elif n > 1:  # every seed gave the same value
