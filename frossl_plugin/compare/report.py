@@ -9,7 +9,6 @@ import json
 import math
 import os
 import platform
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -495,8 +494,7 @@ def _last(rows: List[dict], key: str) -> float:
 
 
 def _mean(values: Sequence[float]) -> float:
-    values = [value for value in values if _finite(value)]
-    return statistics.fmean(values) if values else NAN
+    return mean_std(values)[0]
 
 
 def _first_reaching(rows: List[dict], key: str, target: float) -> Optional[dict]:
