@@ -97,11 +97,11 @@ def run_host_script(
     )
 
 
-def quick_demo_overrides(demo_data: Path, checkpoint_dir: Path) -> List[str]:
-    """Overrides for a two-step CPU run of ``frossl_demo.yaml`` on ``demo_data``."""
+def two_step_cpu_overrides(demo_data: Path) -> List[str]:
+    """Host overrides for one epoch of two training and two validation steps on ``demo_data``
+    (batch 16, no loader workers, no kNN monitor, CPU)."""
 
     return [
-        "--config-name=frossl_demo.yaml",
         f"data.train_path={demo_data / 'train'}",
         f"data.val_path={demo_data / 'val'}",
         "data.num_workers=0",
@@ -111,6 +111,15 @@ def quick_demo_overrides(demo_data: Path, checkpoint_dir: Path) -> List[str]:
         "++limit_val_batches=2",
         "knn_eval.enabled=false",
         "accelerator=cpu",
+    ]
+
+
+def quick_demo_overrides(demo_data: Path, checkpoint_dir: Path) -> List[str]:
+    """Overrides for a two-step CPU run of ``frossl_demo.yaml`` on ``demo_data``."""
+
+    return [
+        "--config-name=frossl_demo.yaml",
+        *two_step_cpu_overrides(demo_data),
         f"checkpoint.dir={checkpoint_dir}",
     ]
 

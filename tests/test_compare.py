@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import HOST_PATH, host_env, requires_host, run_host_script
+from helpers import HOST_PATH, host_env, requires_host, run_host_script, two_step_cpu_overrides
 from omegaconf import OmegaConf
 
 from frossl_plugin.compare import sweep
@@ -537,16 +537,8 @@ def tiny_run(demo_data, sweep_dir):
     """Overrides for sweep jobs of two training steps on the demo digits."""
 
     return [
-        f"data.train_path={demo_data / 'train'}",
-        f"data.val_path={demo_data / 'val'}",
+        *two_step_cpu_overrides(demo_data),
         "augmentations.0.crop_size=16",
-        "data.num_workers=0",
-        "optimizer.batch_size=16",
-        "max_epochs=1",
-        "++limit_train_batches=2",
-        "++limit_val_batches=2",
-        "knn_eval.enabled=false",
-        "accelerator=cpu",
         "spectrum_monitor.num_samples=32",
         f"hydra.sweep.dir={sweep_dir}",
     ]

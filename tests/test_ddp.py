@@ -85,16 +85,23 @@ def test_ddp_gathered_loss_equals_single_process_global_batch(toy_runs):
         torch.testing.assert_close(rank_result["losses"], single, rtol=1e-5, atol=1e-6)
 
 
+def assert_same_gradients_and_weights(rank_result, single):
+    """A rank's first-step gradients (each nonzero) and final weights equal the single-process
+    run's."""
+
+    for name, grad in single["first_grads"].items():
+        assert grad.abs().max() > 0, name
+        torch.testing.assert_close(rank_result["first_grads"][name], grad, rtol=1e-4, atol=1e-6)
+    for name, weight in single["weights"].items():
+        torch.testing.assert_close(rank_result["weights"][name], weight, rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.slow
 def test_ddp_gathered_gradients_and_weights_equal_single_process(toy_runs):
     single = toy_runs["single"]
     for rank_result in toy_runs["ddp_gather"]:
         assert rank_result["first_grads"].keys() == single["first_grads"].keys()
-        for name, grad in single["first_grads"].items():
-            assert grad.abs().max() > 0, name
-            torch.testing.assert_close(rank_result["first_grads"][name], grad, rtol=1e-4, atol=1e-6)
-        for name, weight in single["weights"].items():
-            torch.testing.assert_close(rank_result["weights"][name], weight, rtol=1e-4, atol=1e-6)
+        assert_same_gradients_and_weights(rank_result, single)
 
 
 @pytest.mark.slow
@@ -109,11 +116,7 @@ def test_ddp_gathered_centred_loss_gradients_and_weights_equal_single_process(
     assert not torch.allclose(single["losses"][0], toy_runs["single"]["losses"][0], rtol=1e-3)
     for rank_result in centred_toy_runs["ddp_gather"]:
         torch.testing.assert_close(rank_result["losses"], single["losses"], rtol=1e-5, atol=1e-6)
-        for name, grad in single["first_grads"].items():
-            assert grad.abs().max() > 0, name
-            torch.testing.assert_close(rank_result["first_grads"][name], grad, rtol=1e-4, atol=1e-6)
-        for name, weight in single["weights"].items():
-            torch.testing.assert_close(rank_result["weights"][name], weight, rtol=1e-4, atol=1e-6)
+        assert_same_gradients_and_weights(rank_result, single)
 
 
 @pytest.mark.slow
