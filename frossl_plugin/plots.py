@@ -20,7 +20,7 @@ def _save(fig, path, title: Optional[str]) -> Path:
         fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")  # "tight" keeps a legend outside the panels
     plt.close(fig)
     return path
 
@@ -80,7 +80,9 @@ def plot_bands(
     target_key: Optional[str] = None,
 ) -> Path:
     """One panel per ``(y_key, y_label)`` in ``panels``; per group (a variant), the mean over its
-    seeds as a line and the min..max over its seeds as a shaded band; written to ``path``.
+    seeds as a line and the min..max over its seeds as a shaded band; written to ``path``. One
+    legend for all panels, below them; a group has the same colour (and, past 20 groups, line
+    style) in every panel.
 
     Args:
         groups: ``{label: {y_key: (x, per_seed)}}``: ``x`` the x positions, ``per_seed`` one
@@ -95,7 +97,9 @@ def plot_bands(
     """
 
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
-    colours = plt.get_cmap("tab10")
+    palette = 10 if len(groups) <= 10 else 20
+    colours = plt.get_cmap(f"tab{palette}")
+    styles = ("-", "--", ":", "-.")
     for ax, (y_key, y_label) in zip(axes[0], panels):
         for index, (label, curves) in enumerate(groups.items()):
             if y_key not in curves or not len(curves[y_key][0]):
@@ -106,13 +110,14 @@ def plot_bands(
             if not shown.any():
                 continue
             x, values = np.asarray(x, dtype=float)[shown], values[:, shown]
-            colour = colours(index % 10)
+            colour = colours(index % palette)
             ax.plot(
                 x,
                 np.nanmean(values, axis=0),
                 marker="o",
                 markersize=3,
                 color=colour,
+                linestyle=styles[index // palette % len(styles)],
                 label=f"{label} (n={len(per_seed)})",
             )
             ax.fill_between(
@@ -130,6 +135,18 @@ def plot_bands(
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(y_label)
         ax.grid(alpha=0.3)
-        if ax.get_lines():
-            ax.legend(fontsize=8)
+    entries = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    if entries:
+        fig.legend(
+            list(entries.values()),
+            list(entries),
+            loc="upper center",
+            bbox_to_anchor=(0.5, 0.0),
+            ncol=min(3, len(entries)),
+            fontsize=8,
+            frameon=False,
+        )
     return _save(fig, path, f"{title}\n({BAND_NOTE})" if title else BAND_NOTE)

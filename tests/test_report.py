@@ -406,6 +406,27 @@ def test_band_plot_target_only_on_its_panel(tmp_path, monkeypatch):
     plots.plt.close(figures[0])
 
 
+def test_band_plot_has_one_legend_and_a_distinct_style_per_variant(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib", reason="the plots need matplotlib: pip install .[test]")
+    import frossl_plugin.plots as plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path, title: figures.append(fig) or path)
+    groups = {f"v{i}": {"x": ([1, 2], [[i, i + 1.0]]), "y": ([1, 2], [[i, i]])} for i in range(12)}
+    plots.plot_bands(groups, [("x", "x"), ("y", "y")], tmp_path / "p.png", "epoch", "", 2.0, "y")
+    figure = figures[0]
+    assert all(ax.get_legend() is None for ax in figure.axes)
+    (legend,) = figure.legends
+    assert [text.get_text() for text in legend.get_texts()] == [
+        f"v{i} (n=1)" for i in range(12)
+    ] + ["target"]
+    for ax in figure.axes:
+        variants = [line for line in ax.get_lines() if line.get_label() != "target"]
+        styles = {(line.get_color(), line.get_linestyle()) for line in variants}
+        assert len(variants) == 12 and len(styles) == 12
+    plots.plt.close(figure)
+
+
 def test_report_of_a_half_finished_sweep(tmp_path):
     root = tmp_path / "sweep"
     root.mkdir()
