@@ -13,7 +13,7 @@ The tables of docs/results.md, from the repository root:
     cd docs/results && python budget_table.py \
         "4=mnist2k_tune_runs.csv=(frossl|simclr) optimizer.lr=1.0|(vicreg|byol) optimizer.lr=0.3" \
         10=mnist2k_budget10_runs.csv "10=mnist2k_barlow_study_runs.csv=.*lamb=0.0001" \
-        "30=mnist2k_budget30_runs.csv=(frossl|simclr) optimizer.lr=1.0|.*views|.*lr=0.3" \
+        "30=mnist2k_budget30_runs.csv=(frossl|simclr) optimizer.lr=1.0|.*views|[vb].*lr=0.3" \
         60=mnist2k_budget60_runs.csv --trials 30=mnist2k_budget30_runs.csv
 """
 
@@ -43,6 +43,7 @@ def load(arguments):
             runs = runs[runs["label"].str.fullmatch(keep[0])]
         frames.append(runs.assign(budget=int(budget)))
     runs = pd.concat(frames, ignore_index=True)
+    runs["cell"] = [cell(o, k) for o, k in zip(runs["online_acc1"], runs["knn_acc1"])]
     views = runs["label"].str.extract(r"(\d+) full-size views", expand=False)
     runs["arm"] = runs["method"] + views.apply(
         lambda v: f", {v} views" if isinstance(v, str) else ""
@@ -74,13 +75,11 @@ def main(arguments):
         at = arguments.index("--trials")
         arguments, trials = arguments[:at] + arguments[at + 2 :], arguments[at + 1 : at + 2]
     runs = load(arguments)
-    runs["cell"] = [cell(o, k) for o, k in zip(runs["online_acc1"], runs["knn_acc1"])]
     last = runs.sort_values("epoch").groupby(["arm", "budget", "job"]).tail(1)
     finals = last.pivot(index="arm", columns="budget", values="cell").fillna("-")
     finals.columns = [f"{c} epochs" for c in finals.columns]
     print(markdown(finals, "method"))
     grid = load(trials) if trials else runs.iloc[:0]
-    grid["cell"] = [cell(o, k) for o, k in zip(grid["online_acc1"], grid["knn_acc1"])]
     long = pd.concat([runs[~runs["job"].isin(grid["job"])], grid], ignore_index=True)
     long = long[(long["budget"] >= 30) & (long["epoch"] % 10 == 0)]
     long = long.assign(run=long["arm"] + ", " + long["budget"].astype(str) + "-epoch run")
