@@ -126,6 +126,13 @@ def test_tune_only_writes_the_selection_and_runs_no_seeds(tmp_path, demo_data, m
     assert "--tune-only: selection in" in capsys.readouterr().out
     assert not (out / "sweep_jobs.json").exists()
 
+    # a second call for another method into the same folder keeps the first one's choice
+    scores[("vicreg", ("optimizer.lr=0.1",))] = 30.0
+    assert main(["compare", "--methods", "vicreg", *argv[3:]]) == 0
+    record = json.loads((out / "tune" / "selection.json").read_text())
+    assert record["methods"]["frossl"]["chosen"] == ["optimizer.lr=0.3"]
+    assert record["methods"]["vicreg"]["chosen"] == ["optimizer.lr=0.1"]
+
     assert main(argv[:-3] + ["--tune-only"]) == 2  # nothing to tune
     assert "--tune-only without --tune or --tune-method" in capsys.readouterr().err
 

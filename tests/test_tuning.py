@@ -9,6 +9,7 @@ from test_report import write_job
 from frossl_plugin.compare.image_folder import carve_selection, class_images
 from frossl_plugin.compare.tuning import (
     choose,
+    merge_selection,
     parse_axis,
     parse_method_axis,
     read_selection,
@@ -164,6 +165,32 @@ def test_the_selection_record_and_its_report_section(tmp_path):
         in text
     )
     assert read_selection(tmp_path / "elsewhere") is None
+
+
+def test_a_selection_keeps_the_methods_an_earlier_call_tuned_alike():
+    def record(methods, epochs=30):
+        entries = {
+            m: {"chosen": [f"optimizer.lr={lr}"], "score": 50.0, "trials": []} for m, lr in methods
+        }
+        return {
+            "methods": entries,
+            "seed": 0,
+            "epochs": epochs,
+            "metric": "online top-1",
+            "split": "s",
+        }
+
+    earlier = record([("frossl", 0.3), ("vicreg", 1.0)])
+    merged, dropped = merge_selection(earlier, record([("vicreg", 0.3), ("simclr", 0.3)]))
+    assert dropped == []
+    assert sorted(merged["methods"]) == ["frossl", "simclr", "vicreg"]
+    assert merged["methods"]["vicreg"]["chosen"] == ["optimizer.lr=0.3"]  # the new call wins
+    assert merged["methods"]["frossl"] == earlier["methods"]["frossl"]
+    # tuned at another budget: the earlier choice is not comparable and is not kept
+    merged, dropped = merge_selection(earlier, record([("simclr", 0.3)], epochs=10))
+    assert dropped == ["frossl", "vicreg"] and sorted(merged["methods"]) == ["simclr"]
+    new = record([("simclr", 0.3)])
+    assert merge_selection(None, new) == (new, [])
 
 
 def test_the_selection_split_is_carved_from_the_training_images_only(tmp_path):

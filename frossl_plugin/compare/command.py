@@ -317,7 +317,14 @@ def run_tuned(args, grid, methods, seeds, out, data, overrides, sweep, host) -> 
 
     from frossl_plugin.compare import report
     from frossl_plugin.compare.image_folder import carve_selection
-    from frossl_plugin.compare.tuning import choose, trial_scores, write_selection
+    from frossl_plugin.compare.tuning import (
+        SELECTION_SETTINGS,
+        choose,
+        merge_selection,
+        read_selection,
+        trial_scores,
+        write_selection,
+    )
 
     train = Path(
         next(item for item in data if item.startswith("data.train_path=")).split("=", 1)[1]
@@ -361,6 +368,13 @@ def run_tuned(args, grid, methods, seeds, out, data, overrides, sweep, host) -> 
         "metric": report.TARGET_METRICS[args.target_metric][1],
         "split": split.description,
     }
+    record, dropped = merge_selection(read_selection(out), record)
+    if dropped:
+        print(
+            f"compare: the earlier selection of {dropped} in {tune_dir} was tuned with other "
+            f"settings ({', '.join(SELECTION_SETTINGS)}) and is replaced; their trials stay.",
+            flush=True,
+        )
     write_selection(tune_dir, record)
     for method in methods:
         print(f"compare: {method}: chosen {' '.join(chosen[method]['chosen']) or '(defaults)'}")

@@ -201,6 +201,27 @@ def write_selection(tune_dir: Path, record: dict) -> Path:
     return path
 
 
+SELECTION_SETTINGS = ("seed", "epochs", "metric", "split")  # what makes two selections comparable
+
+
+def merge_selection(earlier: Optional[dict], record: dict) -> Tuple[dict, List[str]]:
+    """``record`` with the methods of an ``earlier`` selection of the same folder that it does
+    not tune, when both were tuned alike (same seed, epochs, metric and split): a comparison run
+    as one ``compare`` call per method keeps every method's choice.
+
+    Returns:
+        (the merged record, the earlier methods dropped because their tuning differed).
+    """
+
+    methods = (earlier or {}).get("methods") or {}
+    others = {name: entry for name, entry in methods.items() if name not in record["methods"]}
+    if not others:
+        return record, []
+    if any(earlier.get(key) != record.get(key) for key in SELECTION_SETTINGS):
+        return record, sorted(others)
+    return {**record, "methods": {**others, **record["methods"]}}, []
+
+
 def read_selection(sweep_dir: Path) -> Optional[dict]:
     """The selection record of a comparison (``OUT/tune/selection.json``), or None."""
 
