@@ -1,0 +1,105 @@
+"""A head-to-head's tables from the runs.csv of the sweep folders its final seeds ran in.
+
+    python docs/results/head_to_head_table.py RUNS_CSV[=LABEL_REGEX] ... --versus LABEL
+
+For a comparison whose seeds ran in more than one folder (``frossl-plugin report`` reads one).
+LABEL_REGEX keeps only the labels it matches in full. A label's seed found in two files is an
+error, not a duplicate to average. Prints markdown: per label, the seeds, online top-1 mean ±
+sample std with its 95 % Student-t interval and each seed's value, and kNN top-1 per seed; then
+``--versus`` minus every other label, online and kNN, with the 95 % interval of the difference
+and Welch's p-value (frossl_plugin.compare.statistics, which uses scipy.stats). The 30-epoch
+head-to-head of docs/results.md, from the repository root:
+
+    cd docs/results && python head_to_head_table.py mnist2k_budget30_final_runs.csv \
+        mnist2k_budget30_final2_runs.csv --versus "frossl optimizer.lr=0.3"
+"""
+
+import argparse
+import math
+
+import pandas as pd
+
+from frossl_plugin.compare.statistics import label_statistics, pair_statistics
+
+
+def load(arguments):
+    frames = []
+    for argument in arguments:
+        path, *keep = argument.split("=", 1)
+        runs = pd.read_csv(path)
+        runs = runs[runs["finished"] & runs["superseded_by"].isna()]
+        if keep:
+            runs = runs[runs["label"].str.fullmatch(keep[0])]
+        last = runs.sort_values("epoch").groupby("job").tail(1)
+        frames.append(last.assign(source=path))
+    finals = pd.concat(frames, ignore_index=True)
+    twice = finals[finals.duplicated(["label", "seed"], keep=False)]
+    if len(twice):
+        pairs = sorted(set(zip(twice["label"], twice["seed"])))
+        raise SystemExit(f"seeds found in more than one file: {pairs}; keep each seed once.")
+    return finals.sort_values(["label", "seed"])
+
+
+def number(value: float, digits: int = 1) -> str:
+    return "-" if not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def interval(low: float, high: float, between: str) -> str:
+    return (
+        "-" if not (math.isfinite(low) and math.isfinite(high)) else f"{low:.1f}{between}{high:.1f}"
+    )
+
+
+def labels_markdown(finals: pd.DataFrame) -> str:
+    lines = [
+        "| label | seeds | online top-1 (%), mean ± std | 95 % interval | per seed | "
+        "kNN top-1 (%), per seed |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, group in finals.groupby("label"):
+        online = label_statistics(group["online_acc1"].tolist())
+        seeds = ", ".join(str(s) for s in group["seed"])
+        lines.append(
+            f"| {label} | {seeds} | {number(online['mean'])} ± {number(online['std'])} | "
+            f"{interval(online['ci_low'], online['ci_high'], '-')} | "
+            f"{', '.join(number(v) for v in group['online_acc1'])} | "
+            f"{', '.join(number(v) for v in group['knn_acc1'])} |"
+        )
+    return "\n".join(lines)
+
+
+def pairs_markdown(finals: pd.DataFrame, versus: str) -> str:
+    groups = dict(tuple(finals.groupby("label")))
+    if versus not in groups:
+        raise SystemExit(f"--versus {versus!r} is not a label of these runs: {sorted(groups)}")
+    lines = [
+        f"| {versus} minus | online: difference | 95 % interval | p | kNN: difference | "
+        "95 % interval | p |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for label in sorted(set(groups) - {versus}):
+        cells = []
+        for metric in ("online_acc1", "knn_acc1"):
+            pair = pair_statistics(groups[versus][metric].tolist(), groups[label][metric].tolist())
+            cells += [
+                f"{pair['difference']:+.1f}" if math.isfinite(pair["difference"]) else "-",
+                interval(pair["ci_low"], pair["ci_high"], " to "),
+                number(pair["p_value"], 3),
+            ]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", metavar="RUNS_CSV[=LABEL_REGEX]")
+    parser.add_argument("--versus", required=True, metavar="LABEL")
+    args = parser.parse_args(argv)
+    finals = load(args.runs)
+    print(labels_markdown(finals))
+    print()
+    print(pairs_markdown(finals, args.versus))
+
+
+if __name__ == "__main__":
+    main()
