@@ -1,0 +1,75 @@
+"""docs/results/head_to_head_table.py: a head-to-head's statistics from several runs.csv files."""
+
+import importlib.util
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from scipy import stats
+
+SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "results" / "head_to_head_table.py"
+
+
+@pytest.fixture(scope="module")
+def table():
+    spec = importlib.util.spec_from_file_location("head_to_head_table", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_runs(path, rows):
+    """rows: (label, seed, online, knn); each job gets a first epoch below its final one."""
+
+    records = []
+    for label, seed, online, knn in rows:
+        job = f"{label.split()[0]}_seed{seed}"
+        for epoch, scale in ((1, 0.5), (2, 1.0)):
+            records.append(
+                dict(
+                    job=job,
+                    label=label,
+                    method=label.split()[0],
+                    seed=seed,
+                    finished=True,
+                    superseded_by=None,
+                    epoch=epoch,
+                    online_acc1=online * scale,
+                    knn_acc1=knn * scale,
+                )
+            )
+    pd.DataFrame(records).to_csv(path, index=False)
+    return str(path)
+
+
+def test_seeds_from_two_files_are_pooled_and_tested_as_scipy_does(table, tmp_path, capsys):
+    a = write_runs(
+        tmp_path / "a.csv",
+        [("frossl x", 1, 86.0, 85.0), ("frossl x", 2, 84.0, 80.0), ("vicreg y", 1, 60.0, 58.0)],
+    )
+    b = write_runs(
+        tmp_path / "b.csv",
+        [("frossl x", 3, 88.0, 83.0), ("vicreg y", 2, 70.0, 66.0), ("vicreg y", 3, 65.0, 61.0)],
+    )
+    table.main([a, b, "--versus", "frossl x"])
+    out = capsys.readouterr().out
+    assert (
+        "| frossl x | 1, 2, 3 | 86.0 ± 2.0 | 81.0-91.0 | 86.0, 84.0, 88.0 | 85.0, 80.0, 83.0 |"
+        in out
+    )
+    online = stats.ttest_ind([86.0, 84.0, 88.0], [60.0, 70.0, 65.0], equal_var=False)
+    knn = stats.ttest_ind([85.0, 80.0, 83.0], [58.0, 66.0, 61.0], equal_var=False)
+    low, high = online.confidence_interval(0.95)
+    row = next(line for line in out.splitlines() if line.startswith("| vicreg y | +"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == "+21.0" and cells[2] == f"{low:.1f} to {high:.1f}"
+    assert cells[3] == f"{online.pvalue:.3f}" and cells[6] == f"{knn.pvalue:.3f}"
+
+
+def test_a_seed_in_two_files_and_an_unknown_label_are_refused(table, tmp_path):
+    a = write_runs(tmp_path / "a.csv", [("frossl x", 1, 86.0, 85.0)])
+    b = write_runs(tmp_path / "b.csv", [("frossl x", 1, 84.0, 80.0)])
+    with pytest.raises(SystemExit, match=r"more than one file: \[\('frossl x', 1\)\]"):
+        table.main([a, b, "--versus", "frossl x"])
+    with pytest.raises(SystemExit, match="'byol' is not a label"):
+        table.main([a, "--versus", "byol"])
