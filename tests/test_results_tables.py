@@ -19,10 +19,10 @@ def table():
 
 
 def write_runs(path, rows):
-    """rows: (label, seed, online, knn); each job gets a first epoch below its final one."""
+    """rows: (label, seed, online, knn[, ran_with]); each job gets a first epoch below its last."""
 
     records = []
-    for label, seed, online, knn in rows:
+    for label, seed, online, knn, *ran_with in rows:
         job = f"{label.split()[0]}_seed{seed}"
         for epoch, scale in ((1, 0.5), (2, 1.0)):
             records.append(
@@ -33,6 +33,7 @@ def write_runs(path, rows):
                     seed=seed,
                     finished=True,
                     superseded_by=None,
+                    ran_with=(ran_with or [label])[0],
                     epoch=epoch,
                     online_acc1=online * scale,
                     knn_acc1=knn * scale,
@@ -73,3 +74,21 @@ def test_a_seed_in_two_files_and_an_unknown_label_are_refused(table, tmp_path):
         table.main([a, b, "--versus", "frossl x"])
     with pytest.raises(SystemExit, match="'byol' is not a label"):
         table.main([a, "--versus", "byol"])
+
+
+def test_a_configuration_labelled_otherwise_in_another_folder_is_pooled(table, tmp_path, capsys):
+    # a folder names jobs by the overrides that vary within it: "simclr" there is "simclr lr" here
+    a = write_runs(
+        tmp_path / "a.csv",
+        [("simclr lr", 1, 80.0, 70.0, "lr 0.075"), ("vicreg lr", 1, 60.0, 50.0, "lr 0.25")],
+    )
+    b = write_runs(
+        tmp_path / "b.csv",
+        [("simclr", 2, 82.0, 72.0, "lr 0.075"), ("vicreg", 2, 40.0, 30.0, "lr 0.075")],
+    )
+    table.main([a, b, "--versus", "simclr lr", "--rename", "vicreg", "vicreg, lr 0.3"])
+    out = capsys.readouterr().out
+    assert "| simclr lr | 1, 2 | 81.0 ± 1.4 |" in out
+    assert "| vicreg lr | 1 | 60.0 ± - |" in out and "| vicreg, lr 0.3 | 2 | 40.0 ± - |" in out
+    with pytest.raises(SystemExit, match="'byol' is not a label"):
+        table.main([a, "--versus", "simclr lr", "--rename", "byol", "BYOL"])

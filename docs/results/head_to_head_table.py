@@ -1,13 +1,16 @@
 """A head-to-head's tables from the runs.csv of the sweep folders its final seeds ran in.
 
-    python docs/results/head_to_head_table.py RUNS_CSV[=LABEL_REGEX] ... --versus LABEL
+    python head_to_head_table.py RUNS_CSV[=LABEL_REGEX] ... --versus LABEL \
+        [--rename LABEL NAME ...]
 
 For a comparison whose seeds ran in more than one folder (``frossl-plugin report`` reads one).
-LABEL_REGEX keeps only the labels it matches in full. A label's seed found in two files is an
-error, not a duplicate to average. Prints markdown: per label, the seeds, online top-1 mean ±
-sample std with its 95 % Student-t interval and each seed's value, and kNN top-1 per seed; then
-``--versus`` minus every other label, online and kNN, with the 95 % interval of the difference
-and Welch's p-value (frossl_plugin.compare.statistics, which uses scipy.stats). The 30-epoch
+LABEL_REGEX keeps only the labels it matches in full. Jobs are pooled by method and the settings
+they ran with (``ran_with``), whatever each folder labelled them; a label's seed found in two
+files is an error, not a duplicate to average. Prints markdown: per label, the seeds, online
+top-1 mean ± sample std with its 95 % Student-t interval and each seed's value, and kNN top-1
+per seed; then ``--versus`` minus every other label, online and kNN, with the 95 % interval of
+the difference and Welch's p-value (frossl_plugin.compare.statistics, which uses scipy.stats).
+The 30-epoch
 head-to-head of docs/results.md, from the repository root:
 
     cd docs/results && python head_to_head_table.py mnist2k_budget30_final_runs.csv \
@@ -33,6 +36,13 @@ def load(arguments):
         last = runs.sort_values("epoch").groupby("job").tail(1)
         frames.append(last.assign(source=path))
     finals = pd.concat(frames, ignore_index=True)
+    # a folder labels jobs by the overrides that vary within it, so the same configuration can
+    # carry other labels in other folders: jobs are pooled by method and the settings they ran
+    # with (the host's parsed config), and each group is named by its longest label
+    group = finals["method"] + " " + finals["ran_with"].fillna("")
+    finals["label"] = finals.groupby(group)["label"].transform(lambda labels: max(labels, key=len))
+    if finals.groupby("label")[["method", "ran_with"]].nunique().max().max() > 1:
+        raise SystemExit("two configurations share a label; give their runs distinct overrides.")
     twice = finals[finals.duplicated(["label", "seed"], keep=False)]
     if len(twice):
         pairs = sorted(set(zip(twice["label"], twice["seed"])))
@@ -94,8 +104,20 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", metavar="RUNS_CSV[=LABEL_REGEX]")
     parser.add_argument("--versus", required=True, metavar="LABEL")
+    parser.add_argument(
+        "--rename",
+        action="append",
+        nargs=2,
+        default=[],
+        metavar=("LABEL", "NAME"),
+        help="the row name of a label",
+    )
     args = parser.parse_args(argv)
     finals = load(args.runs)
+    for label, name in args.rename:
+        if label not in set(finals["label"]):
+            raise SystemExit(f"--rename: {label!r} is not a label of these runs.")
+        finals.loc[finals["label"] == label, "label"] = name
     print(labels_markdown(finals))
     print()
     print(pairs_markdown(finals, args.versus))
