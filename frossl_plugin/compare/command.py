@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from frossl_plugin.compare.image_folder import prepare_image_folder
-from frossl_plugin.compare.tuning import method_axes, trial_grid
+from frossl_plugin.compare.tuning import bare_key, method_axes, trial_grid
 
 TORCHVISION_DATA = {
     "cifar10": "cifar_symmetric",
@@ -138,7 +138,7 @@ def _csv(text: str, what: str) -> List[str]:
 def override_value(overrides: Sequence[str], key: str) -> Optional[str]:
     """The value the last of ``overrides`` gives ``key`` (``key=``, ``+key=`` or ``++key=``)."""
 
-    values = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+") == key]
+    values = [o.split("=", 1)[1] for o in overrides if bare_key(o.split("=", 1)[0]) == key]
     return values[-1] if values else None
 
 
