@@ -55,7 +55,7 @@ def test_seeds_from_two_files_are_pooled_and_tested_as_scipy_does(table, tmp_pat
     table.main([a, b, "--versus", "frossl x"])
     out = capsys.readouterr().out
     assert (
-        "| frossl x | 1, 2, 3 | 86.0 ± 2.0 | 81.0-91.0 | 86.0, 84.0, 88.0 | 85.0, 80.0, 83.0 |"
+        "| frossl x | 1, 2, 3 | 86.0 ± 2.0 | 81.0 to 91.0 | 86.0, 84.0, 88.0 | 85.0, 80.0, 83.0 |"
         in out
     )
     online = stats.ttest_ind([86.0, 84.0, 88.0], [60.0, 70.0, 65.0], equal_var=False)

@@ -71,7 +71,7 @@ def labels_markdown(finals: pd.DataFrame) -> str:
         seeds = ", ".join(str(s) for s in group["seed"])
         lines.append(
             f"| {label} | {seeds} | {number(online['mean'])} ± {number(online['std'])} | "
-            f"{interval(online['ci_low'], online['ci_high'], '-')} | "
+            f"{interval(online['ci_low'], online['ci_high'], ' to ')} | "
             f"{', '.join(number(v) for v in group['online_acc1'])} | "
             f"{', '.join(number(v) for v in group['knn_acc1'])} |"
         )
