@@ -115,7 +115,8 @@ def test_tune_only_writes_the_selection_and_runs_no_seeds(tmp_path, demo_data, m
     )
     monkeypatch.setattr(report, "write_report", lambda *args, **kwargs: [])
     scores = {("frossl", ("optimizer.lr=0.1",)): 40.0, ("frossl", ("optimizer.lr=0.3",)): 55.0}
-    monkeypatch.setattr(tuning, "trial_scores", lambda tune_dir, grid, metric: scores)
+    monkeypatch.setattr(tuning, "trial_scores", lambda tune_dir, grid, metric, seeds: scores)
+    monkeypatch.setattr(tuning, "trial_seed_scores", lambda tune_dir, grid, metric: {})
     out = tmp_path / "o"
     argv = ["compare", "--methods", "frossl", "--epochs", "4", "--data", str(demo_data)]
     argv += ["--out", str(out), "--tune", "optimizer.lr=0.1,0.3", "--tune-only"]
@@ -133,6 +134,8 @@ def test_tune_only_writes_the_selection_and_runs_no_seeds(tmp_path, demo_data, m
     assert record["methods"]["frossl"]["chosen"] == ["optimizer.lr=0.3"]
     assert record["methods"]["vicreg"]["chosen"] == ["optimizer.lr=0.1"]
 
+    assert main([*argv, "--tune-seed", "0,x"]) == 2
+    assert "--tune-seed '0,x': expected comma-separated integer seeds" in capsys.readouterr().err
     assert main(argv[:-3] + ["--tune-only"]) == 2  # nothing to tune
     assert "--tune-only without --tune or --tune-method" in capsys.readouterr().err
 

@@ -16,6 +16,7 @@ from frossl_plugin.compare.tuning import (
     selection_markdown,
     trial_grid,
     trial_scores,
+    trial_seed_scores,
     write_selection,
 )
 
@@ -135,6 +136,42 @@ def test_trial_scores_read_the_tuning_sweep(tmp_path):
     assert ("vicreg", ("optimizer.lr=0.3",)) not in scores  # unfinished trials do not count
     chosen = choose(grid, scores)
     assert chosen["frossl"]["chosen"] == ["optimizer.lr=0.3"]
+
+
+def test_a_trial_over_several_seeds_scores_their_mean_and_needs_every_seed(tmp_path):
+    for seed, final in ((0, 70.0), (1, 30.0)):  # seed 1 failed to train: it pulls the mean down
+        write_job(tmp_path, f"vicreg_seed{seed}_a", "vicreg", seed, ["optimizer.lr=1.0"], final)
+    for seed, final in ((0, 55.0), (1, 53.0)):
+        write_job(tmp_path, f"vicreg_seed{seed}_b", "vicreg", seed, ["optimizer.lr=0.3"], final)
+    write_job(tmp_path, "frossl_seed0_a", "frossl", 0, ["optimizer.lr=0.3"], 80.0)
+    write_job(tmp_path, "frossl_seed1_a", "frossl", 1, ["optimizer.lr=0.3"], 90.0, finished=False)
+    grid = {method: [["optimizer.lr=0.3"], ["optimizer.lr=1.0"]] for method in ("vicreg", "frossl")}
+    by_seed = trial_seed_scores(tmp_path, grid, "online_acc1")
+    assert by_seed[("vicreg", ("optimizer.lr=1.0",))] == pytest.approx({0: 70.0, 1: 30.0})
+    scores = trial_scores(tmp_path, grid, "online_acc1", seeds=[0, 1])
+    assert scores[("vicreg", ("optimizer.lr=1.0",))] == pytest.approx(50.0)
+    assert scores[("vicreg", ("optimizer.lr=0.3",))] == pytest.approx(54.0)
+    assert choose(grid, scores)["vicreg"]["chosen"] == ["optimizer.lr=0.3"]  # one seed: 1.0
+    assert ("frossl", ("optimizer.lr=0.3",)) not in scores  # its seed 1 is unfinished
+    assert trial_scores(tmp_path, grid, "online_acc1", seeds=[0])[
+        ("vicreg", ("optimizer.lr=1.0",))
+    ] == pytest.approx(70.0)
+    record = {
+        "methods": choose(grid, scores),
+        "seeds": [0, 1],
+        "epochs": 30,
+        "split": "s",
+        "metric": "online top-1",
+    }
+    for row in record["methods"]["vicreg"]["trials"]:
+        row["seed_scores"] = {
+            str(seed): by_seed[("vicreg", tuple(row["overrides"]))][seed] for seed in (0, 1)
+        }
+    for row in record["methods"]["frossl"]["trials"]:
+        row["seed_scores"] = {"0": None, "1": None}
+    text = "\n".join(selection_markdown(record))
+    assert "seeds 0, 1 each (a trial's score: the mean over them), 30 epochs each" in text
+    assert "optimizer.lr=1.0 (50.0: 70.0, 30.0)" in text
 
 
 def test_the_selection_record_and_its_report_section(tmp_path):

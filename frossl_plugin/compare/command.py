@@ -112,7 +112,11 @@ def add_compare(commands) -> None:
     parser.add_argument(
         "--selection-fraction", type=float, default=0.1, help="training share held out to tune"
     )
-    parser.add_argument("--tune-seed", type=int, default=0, help="seed of the tuning runs (0)")
+    parser.add_argument(
+        "--tune-seed",
+        default="0",
+        help="seed(s) of the tuning runs, comma-separated (0); a trial scores the mean over them",
+    )
     parser.add_argument("--tune-epochs", type=int, help="epochs of a tuning run (--epochs)")
     parser.add_argument(
         "--tune-only",
@@ -133,6 +137,13 @@ def _csv(text: str, what: str) -> List[str]:
     if not items or len(set(items)) != len(items):
         raise ValueError(f"--{what} {text!r}: expected distinct comma-separated values.")
     return items
+
+
+def _seed_list(text: str, what: str) -> List[int]:
+    items = _csv(text, what)
+    if not all(item.isdigit() for item in items):
+        raise ValueError(f"--{what} {text!r}: expected comma-separated integer seeds, e.g. 0,1,2.")
+    return [int(item) for item in items]
 
 
 def override_value(overrides: Sequence[str], key: str) -> Optional[str]:
@@ -229,6 +240,7 @@ def run_compare(args: argparse.Namespace, overrides: List[str]) -> int:
             "into the same --out, with --methods frossl --views N."
         )
     tuning = bool(args.tune or args.tune_method)
+    _seed_list(args.tune_seed, "tune-seed")
     if tuning and args.data in TORCHVISION_DATA:
         raise ValueError(
             f"--tune with --data {args.data}: tuning is scored on a split held out from the "
@@ -323,6 +335,7 @@ def run_tuned(args, grid, methods, seeds, out, data, overrides, sweep, host) -> 
         merge_selection,
         read_selection,
         trial_scores,
+        trial_seed_scores,
         write_selection,
     )
 
@@ -337,11 +350,16 @@ def run_tuned(args, grid, methods, seeds, out, data, overrides, sweep, host) -> 
         method: [f"{key}={','.join(values)}" for key, values in axes]
         for method, axes in method_axes(methods, args.tune_method).items()
     }
-    print(f"compare: {len(grid[methods[0]])} trials per method, seed {args.tune_seed}", flush=True)
+    tune_seeds = _seed_list(args.tune_seed, "tune-seed")
+    print(
+        f"compare: {len(grid[methods[0]])} trials per method, seed(s) "
+        f"{', '.join(map(str, tune_seeds))}",
+        flush=True,
+    )
     for method in methods:
         extra = [*args.tune, *own[method], *overrides]
         code = launch(
-            sweep([args.tune_seed], [method], epochs, tune_dir, tune_data, extra),
+            sweep(tune_seeds, [method], epochs, tune_dir, tune_data, extra),
             host,
             args.dry_run,
         )
@@ -357,13 +375,18 @@ def run_tuned(args, grid, methods, seeds, out, data, overrides, sweep, host) -> 
         return 0
     metric = report.TARGET_METRICS[args.target_metric][0]
     report.write_report(tune_dir, None, args.target_fraction, args.target_metric)
-    chosen = choose(grid, trial_scores(tune_dir, grid, metric))
+    chosen = choose(grid, trial_scores(tune_dir, grid, metric, tune_seeds))
+    by_seed = trial_seed_scores(tune_dir, grid, metric)
+    for method, entry in chosen.items():
+        for row in entry["trials"]:
+            found = by_seed.get((method, tuple(row["overrides"])), {})
+            row["seed_scores"] = {str(seed): found.get(seed) for seed in tune_seeds}
     unscored = [method for method, entry in chosen.items() if entry["chosen"] is None]
     if unscored:
         raise ValueError(f"no tuning trial of {unscored} finished with a score; see {tune_dir}.")
     record = {
         "methods": chosen,
-        "seed": args.tune_seed,
+        "seeds": tune_seeds,
         "epochs": epochs,
         "metric": report.TARGET_METRICS[args.target_metric][1],
         "split": split.description,

@@ -165,20 +165,42 @@ def choose(
     return chosen
 
 
-def trial_scores(
+def trial_seed_scores(
     tune_dir: Path, grid: Dict[str, List[List[str]]], metric: str
-) -> Dict[Tuple[str, Tuple[str, ...]], float]:
-    """The final ``metric`` of every finished job of the tuning sweep, by method and trial."""
+) -> Dict[Tuple[str, Tuple[str, ...]], Dict[int, float]]:
+    """The final ``metric`` of every finished job of the tuning sweep, by method, trial and
+    seed."""
 
     from frossl_plugin.compare.report import load_sweep, parse_overrides
 
     sweep = load_sweep(tune_dir)
-    scores = {}
+    scores: Dict[Tuple[str, Tuple[str, ...]], Dict[int, float]] = {}
     for job in sweep.finished:
         for trial in grid.get(job.method, []):
             wanted = parse_overrides(trial)  # as the job's overrides were parsed
             if all(job.overrides.get(key) == value for key, value in wanted.items()):
-                scores[(job.method, tuple(trial))] = _final(job.rows, metric)
+                scores.setdefault((job.method, tuple(trial)), {})[job.seed] = _final(
+                    job.rows, metric
+                )
+    return scores
+
+
+def trial_scores(
+    tune_dir: Path,
+    grid: Dict[str, List[List[str]]],
+    metric: str,
+    seeds: Optional[Sequence[int]] = None,
+) -> Dict[Tuple[str, Tuple[str, ...]], float]:
+    """Each trial's score: the mean final ``metric`` over its ``seeds`` (every seed found when
+    None). A trial with a seed unfinished, or without a finite score on every seed, has none:
+    a seed that failed to train still counts, through its low score."""
+
+    scores = {}
+    for trial, by_seed in trial_seed_scores(tune_dir, grid, metric).items():
+        wanted = sorted(by_seed) if seeds is None else list(seeds)
+        values = [by_seed.get(seed, float("nan")) for seed in wanted]
+        if values and all(math.isfinite(value) for value in values):
+            scores[trial] = sum(values) / len(values)
     return scores
 
 
@@ -201,7 +223,7 @@ def write_selection(tune_dir: Path, record: dict) -> Path:
     return path
 
 
-SELECTION_SETTINGS = ("seed", "epochs", "metric", "split")  # what makes two selections comparable
+SELECTION_SETTINGS = ("seeds", "epochs", "metric", "split")  # what makes two selections comparable
 
 
 def merge_selection(earlier: Optional[dict], record: dict) -> Tuple[dict, List[str]]:
@@ -217,7 +239,14 @@ def merge_selection(earlier: Optional[dict], record: dict) -> Tuple[dict, List[s
     others = {name: entry for name, entry in methods.items() if name not in record["methods"]}
     if not others:
         return record, []
-    if any(earlier.get(key) != record.get(key) for key in SELECTION_SETTINGS):
+
+    def settings(selection: dict) -> tuple:
+        return tuple(
+            _seeds(selection) if key == "seeds" else selection.get(key)
+            for key in SELECTION_SETTINGS
+        )
+
+    if settings(earlier) != settings(record):
         return record, sorted(others)
     return {**record, "methods": {**others, **record["methods"]}}, []
 
@@ -237,11 +266,17 @@ def selection_markdown(record: dict) -> List[str]:
 
     methods = record.get("methods", {})
     counts = sorted({len(entry["trials"]) for entry in methods.values()})
+    seeds = _seeds(record)
+    on_seeds = (
+        f"seeds {', '.join(map(str, seeds))} each (a trial's score: the mean over them)"
+        if len(seeds) > 1
+        else f"seed {seeds[0]}"
+    )
     lines = [
         "## Tuning",
         "",
-        f"- budget: {', '.join(map(str, counts))} trial configuration(s) per method, seed "
-        f"{record.get('seed')}, {record.get('epochs')} epochs each",
+        f"- budget: {', '.join(map(str, counts))} trial configuration(s) per method, "
+        f"{on_seeds}, {record.get('epochs')} epochs each",
         f"- chosen on: {record.get('split')}",
         f"- score: final {record.get('metric')} on the selection split",
         "",
@@ -250,12 +285,19 @@ def selection_markdown(record: dict) -> List[str]:
     ]
     for method, entry in sorted(methods.items()):
         trials = "; ".join(
-            f"{' '.join(row['overrides']) or '(defaults)'} ({_fmt(row['score'])})"
+            f"{' '.join(row['overrides']) or '(defaults)'} ({_fmt(row['score'])}"
+            + (f": {', '.join(map(_fmt, row['seed_scores'].values()))})" if len(seeds) > 1 else ")")
             for row in entry["trials"]
         )
         chosen = " ".join(entry["chosen"]) if entry["chosen"] is not None else "none finished"
         lines.append(f"| {method} | {chosen or '(defaults)'} | {_fmt(entry['score'])} | {trials} |")
     return lines + [""]
+
+
+def _seeds(record: dict) -> List[Optional[int]]:
+    """The tuning seeds of a selection record (one written before several seeds has "seed")."""
+
+    return list(record["seeds"]) if record.get("seeds") else [record.get("seed")]
 
 
 def _fmt(value: float) -> str:
