@@ -54,6 +54,12 @@ def number(value: float, digits: int = 1) -> str:
     return "-" if not math.isfinite(value) else f"{value:.{digits}f}"
 
 
+def p_value(value: float) -> str:
+    if not math.isfinite(value):
+        return "-"
+    return f"{value:.1e}" if value < 0.001 else f"{value:.3f}"
+
+
 def interval(low: float, high: float, between: str) -> str:
     return (
         "-" if not (math.isfinite(low) and math.isfinite(high)) else f"{low:.1f}{between}{high:.1f}"
@@ -94,7 +100,7 @@ def pairs_markdown(finals: pd.DataFrame, versus: str) -> str:
             cells += [
                 f"{pair['difference']:+.1f}" if math.isfinite(pair["difference"]) else "-",
                 interval(pair["ci_low"], pair["ci_high"], " to "),
-                number(pair["p_value"], 3),
+                p_value(pair["p_value"]),
             ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
