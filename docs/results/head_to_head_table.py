@@ -10,11 +10,15 @@ files is an error, not a duplicate to average. Prints markdown: per label, the s
 top-1 mean ± sample std with its 95 % Student-t interval and each seed's value, and kNN top-1
 per seed; then ``--versus`` minus every other label, online and kNN, with the 95 % interval of
 the difference and Welch's p-value (frossl_plugin.compare.statistics, which uses scipy.stats).
-The 30-epoch
-head-to-head of docs/results.md, from the repository root:
+The 30-epoch head-to-head of docs/results.md, from the repository root:
 
     cd docs/results && python head_to_head_table.py mnist2k_budget30_final_runs.csv \
-        mnist2k_budget30_final2_runs.csv --versus "frossl optimizer.lr=0.3"
+        mnist2k_budget30_final2_runs.csv --versus "FroSSL, lr 0.3" \
+        --rename "frossl optimizer.lr=0.3" "FroSSL, lr 0.3" \
+        --rename "simclr optimizer.lr=0.3" "SimCLR, lr 0.3" --rename byol "BYOL, lr 0.3" \
+        --rename vicreg "VICReg, lr 0.3 (after the check)" \
+        --rename "vicreg optimizer.lr=1.0" "VICReg, lr 1.0 (its trials' choice; seeds split)" \
+        --rename "barlow_twins method_kwargs.lamb=0.0001" "Barlow Twins, lr 0.3, lamb 0.0001"
 """
 
 import argparse
