@@ -114,9 +114,11 @@ def test_tune_only_writes_the_selection_and_runs_no_seeds(tmp_path, demo_data, m
         command, "launch", lambda cmd, host, dry_run=False: launched.append(cmd) or 0
     )
     monkeypatch.setattr(report, "write_report", lambda *args, **kwargs: [])
-    scores = {("frossl", ("optimizer.lr=0.1",)): 40.0, ("frossl", ("optimizer.lr=0.3",)): 55.0}
-    monkeypatch.setattr(tuning, "trial_scores", lambda tune_dir, grid, metric, seeds: scores)
-    monkeypatch.setattr(tuning, "trial_seed_scores", lambda tune_dir, grid, metric: {})
+    scores = {  # the final score of each trial's seed 0 (the default --tune-seed)
+        ("frossl", ("optimizer.lr=0.1",)): {0: 40.0},
+        ("frossl", ("optimizer.lr=0.3",)): {0: 55.0},
+    }
+    monkeypatch.setattr(tuning, "trial_seed_scores", lambda tune_dir, grid, metric: scores)
     out = tmp_path / "o"
     argv = ["compare", "--methods", "frossl", "--epochs", "4", "--data", str(demo_data)]
     argv += ["--out", str(out), "--tune", "optimizer.lr=0.1,0.3", "--tune-only"]
@@ -128,7 +130,7 @@ def test_tune_only_writes_the_selection_and_runs_no_seeds(tmp_path, demo_data, m
     assert not (out / "sweep_jobs.json").exists()
 
     # a second call for another method into the same folder keeps the first one's choice
-    scores[("vicreg", ("optimizer.lr=0.1",))] = 30.0
+    scores[("vicreg", ("optimizer.lr=0.1",))] = {0: 30.0}
     assert main(["compare", "--methods", "vicreg", *argv[3:]]) == 0
     record = json.loads((out / "tune" / "selection.json").read_text())
     assert record["methods"]["frossl"]["chosen"] == ["optimizer.lr=0.3"]

@@ -64,10 +64,8 @@ def p_value(value: float) -> str:
     return f"{value:.1e}" if value < 0.001 else f"{value:.3f}"
 
 
-def interval(low: float, high: float, between: str) -> str:
-    return (
-        "-" if not (math.isfinite(low) and math.isfinite(high)) else f"{low:.1f}{between}{high:.1f}"
-    )
+def interval(low: float, high: float) -> str:
+    return "-" if not (math.isfinite(low) and math.isfinite(high)) else f"{low:.1f} to {high:.1f}"
 
 
 def labels_markdown(finals: pd.DataFrame) -> str:
@@ -81,7 +79,7 @@ def labels_markdown(finals: pd.DataFrame) -> str:
         seeds = ", ".join(str(s) for s in group["seed"])
         lines.append(
             f"| {label} | {seeds} | {number(online['mean'])} ± {number(online['std'])} | "
-            f"{interval(online['ci_low'], online['ci_high'], ' to ')} | "
+            f"{interval(online['ci_low'], online['ci_high'])} | "
             f"{', '.join(number(v) for v in group['online_acc1'])} | "
             f"{', '.join(number(v) for v in group['knn_acc1'])} |"
         )
@@ -103,7 +101,7 @@ def pairs_markdown(finals: pd.DataFrame, versus: str) -> str:
             pair = pair_statistics(groups[versus][metric].tolist(), groups[label][metric].tolist())
             cells += [
                 f"{pair['difference']:+.1f}" if math.isfinite(pair["difference"]) else "-",
-                interval(pair["ci_low"], pair["ci_high"], " to "),
+                interval(pair["ci_low"], pair["ci_high"]),
                 p_value(pair["p_value"]),
             ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")

@@ -332,9 +332,9 @@ def run_tuned(args, grid, methods, seeds, out, data, overrides, sweep, host) -> 
     from frossl_plugin.compare.tuning import (
         SELECTION_SETTINGS,
         choose,
+        mean_scores,
         merge_selection,
         read_selection,
-        trial_scores,
         trial_seed_scores,
         write_selection,
     )
@@ -375,8 +375,8 @@ def run_tuned(args, grid, methods, seeds, out, data, overrides, sweep, host) -> 
         return 0
     metric = report.TARGET_METRICS[args.target_metric][0]
     report.write_report(tune_dir, None, args.target_fraction, args.target_metric)
-    chosen = choose(grid, trial_scores(tune_dir, grid, metric, tune_seeds))
     by_seed = trial_seed_scores(tune_dir, grid, metric)
+    chosen = choose(grid, mean_scores(by_seed, tune_seeds))
     for method, entry in chosen.items():
         for row in entry["trials"]:
             found = by_seed.get((method, tuple(row["overrides"])), {})

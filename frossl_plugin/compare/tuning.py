@@ -185,23 +185,32 @@ def trial_seed_scores(
     return scores
 
 
+def mean_scores(
+    by_seed: Dict[Tuple[str, Tuple[str, ...]], Dict[int, float]],
+    seeds: Optional[Sequence[int]] = None,
+) -> Dict[Tuple[str, Tuple[str, ...]], float]:
+    """Each trial's score from :func:`trial_seed_scores`: the mean over its ``seeds`` (every seed
+    found when None). A trial with a seed unfinished, or without a finite score on every seed,
+    has none: a seed that failed to train still counts, through its low score."""
+
+    scores = {}
+    for trial, found in by_seed.items():
+        wanted = sorted(found) if seeds is None else list(seeds)
+        values = [found.get(seed, float("nan")) for seed in wanted]
+        if values and all(math.isfinite(value) for value in values):
+            scores[trial] = sum(values) / len(values)
+    return scores
+
+
 def trial_scores(
     tune_dir: Path,
     grid: Dict[str, List[List[str]]],
     metric: str,
     seeds: Optional[Sequence[int]] = None,
 ) -> Dict[Tuple[str, Tuple[str, ...]], float]:
-    """Each trial's score: the mean final ``metric`` over its ``seeds`` (every seed found when
-    None). A trial with a seed unfinished, or without a finite score on every seed, has none:
-    a seed that failed to train still counts, through its low score."""
+    """:func:`mean_scores` of the tuning sweep in ``tune_dir``."""
 
-    scores = {}
-    for trial, by_seed in trial_seed_scores(tune_dir, grid, metric).items():
-        wanted = sorted(by_seed) if seeds is None else list(seeds)
-        values = [by_seed.get(seed, float("nan")) for seed in wanted]
-        if values and all(math.isfinite(value) for value in values):
-            scores[trial] = sum(values) / len(values)
-    return scores
+    return mean_scores(trial_seed_scores(tune_dir, grid, metric), seeds)
 
 
 def _json_safe(value):
@@ -228,7 +237,7 @@ SELECTION_SETTINGS = ("seeds", "epochs", "metric", "split")  # what makes two se
 
 def merge_selection(earlier: Optional[dict], record: dict) -> Tuple[dict, List[str]]:
     """``record`` with the methods of an ``earlier`` selection of the same folder that it does
-    not tune, when both were tuned alike (same seed, epochs, metric and split): a comparison run
+    not tune, when both were tuned alike (same seeds, epochs, metric and split): a comparison run
     as one ``compare`` call per method keeps every method's choice.
 
     Returns:
