@@ -35,6 +35,8 @@ def write_runs(path, rows):
                     superseded_by=None,
                     ran_with=(ran_with or [label])[0],
                     epoch=epoch,
+                    training_time_s=100.0 * epoch * seed,
+                    step_time_s=0.5 * seed,
                     online_acc1=online * scale,
                     knn_acc1=knn * scale,
                 )
@@ -92,3 +94,29 @@ def test_a_configuration_labelled_otherwise_in_another_folder_is_pooled(table, t
     assert "| vicreg lr | 1 | 60.0 ± - |" in out and "| vicreg, lr 0.3 | 2 | 40.0 ± - |" in out
     with pytest.raises(SystemExit, match="'byol' is not a label"):
         table.main([a, "--versus", "simclr lr", "--rename", "byol", "BYOL"])
+
+
+def test_epochs_and_time_to_a_target_and_the_plots(table, tmp_path, capsys):
+    # epoch 1 holds half of each final value; training time is 100 s x epoch x seed
+    a = write_runs(
+        tmp_path / "a.csv",
+        [("frossl x", 1, 86.0, 85.0), ("frossl x", 2, 84.0, 80.0), ("vicreg y", 1, 60.0, 58.0)],
+    )
+    b = write_runs(
+        tmp_path / "b.csv",
+        [("frossl x", 3, 88.0, 83.0), ("vicreg y", 2, 70.0, 66.0), ("vicreg y", 3, 75.0, 61.0)],
+    )
+    table.main([a, b, "--versus", "frossl x", "--target", "online=40", "--plots", str(tmp_path)])
+    out = capsys.readouterr().out
+    # frossl x reaches 40 % at epoch 1 on every seed (43, 42, 44): 100, 200, 300 s
+    assert "| frossl x | 3 of 3 | 1.0 ± 0.0 | 200 ± 100 | 1000 |" in out
+    # vicreg y at epoch 2 (30, 35, 37.5 at epoch 1): 200, 400, 600 s
+    assert "| vicreg y | 3 of 3 | 2.0 ± 0.0 | 400 ± 200 | 1000 |" in out
+    assert (tmp_path / "accuracy_vs_epoch.png").stat().st_size > 0
+    assert (tmp_path / "accuracy_vs_time.png").stat().st_size > 0
+    table.main([a, b, "--versus", "frossl x", "--target", "knn=80"])
+    out = capsys.readouterr().out
+    assert "| frossl x | 3 of 3 | 2.0 ± 0.0 | 400 ± 200 | 1000 |" in out
+    assert "| vicreg y | 0 of 3 | - | - | 1000 |" in out
+    with pytest.raises(SystemExit):
+        table.main([a, "--versus", "frossl x", "--target", "top5=80"])

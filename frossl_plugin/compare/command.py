@@ -240,7 +240,7 @@ def run_compare(args: argparse.Namespace, overrides: List[str]) -> int:
             "into the same --out, with --methods frossl --views N."
         )
     tuning = bool(args.tune or args.tune_method)
-    _seed_list(args.tune_seed, "tune-seed")
+    tune_seeds = _seed_list(args.tune_seed, "tune-seed")
     if tuning and args.data in TORCHVISION_DATA:
         raise ValueError(
             f"--tune with --data {args.data}: tuning is scored on a split held out from the "
@@ -277,7 +277,7 @@ def run_compare(args: argparse.Namespace, overrides: List[str]) -> int:
     if not tuning:
         code = launch(sweep(seeds, methods, args.epochs, out, data, overrides), host, args.dry_run)
     else:
-        code = run_tuned(args, grid, methods, seeds, out, data, overrides, sweep, host)
+        code = run_tuned(args, grid, methods, seeds, tune_seeds, out, data, overrides, sweep, host)
     if not args.dry_run and (out / "sweep_jobs.json").is_file():
         written = report.write_report(
             out, args.target_acc, args.target_fraction, args.target_metric
@@ -323,7 +323,7 @@ def _with_paths(data: List[str], train: Path, val: Path) -> List[str]:
     return [replaced.get(item.split("=", 1)[0], item) for item in data]
 
 
-def run_tuned(args, grid, methods, seeds, out, data, overrides, sweep, host) -> int:
+def run_tuned(args, grid, methods, seeds, tune_seeds, out, data, overrides, sweep, host) -> int:
     """Tunes every method with the same number of trials on a selection split carved from the
     training images (OUT/tune), then runs each method's best trial over the seeds into OUT."""
 
@@ -350,7 +350,6 @@ def run_tuned(args, grid, methods, seeds, out, data, overrides, sweep, host) -> 
         method: [f"{key}={','.join(values)}" for key, values in axes]
         for method, axes in method_axes(methods, args.tune_method).items()
     }
-    tune_seeds = _seed_list(args.tune_seed, "tune-seed")
     print(
         f"compare: {len(grid[methods[0]])} trials per method, seed(s) "
         f"{', '.join(map(str, tune_seeds))}",
