@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from frossl_plugin.compare.statistics import label_statistics, pair_statistics
+from frossl_plugin.compare.statistics import label_statistics, mean_std, pair_statistics
 
 
 def load(arguments):
@@ -136,10 +136,10 @@ def target_argument(text: str):
 
 
 def mean_std_cell(values: pd.Series, digits: int = 1) -> str:
-    if values.empty:
+    mean, std = mean_std(values.tolist())
+    if not math.isfinite(mean):
         return "-"
-    std = values.std() if len(values) > 1 else math.nan
-    return f"{number(values.mean(), digits)} ± {number(std, digits)}"
+    return f"{number(mean, digits)} ± {number(math.nan if std is None else std, digits)}"
 
 
 def target_markdown(epochs: pd.DataFrame, column: str, target: float) -> str:
@@ -172,8 +172,8 @@ def write_plots(epochs: pd.DataFrame, folder: Path, target=None) -> list:
     panels = [("online_acc1", "online linear top-1 (%)"), ("knn_acc1", "kNN top-1 (%)")]
     by_epoch, by_time = {}, {}
     for label, group in epochs.groupby("label"):
-        table = {key: group.pivot_table(key, "epoch", "job") for key in ("training_time_s",)}
-        table.update({key: group.pivot_table(key, "epoch", "job") for key, _ in panels})
+        keys = ["training_time_s"] + [key for key, _ in panels]
+        table = {key: group.pivot_table(key, "epoch", "job") for key in keys}
         common = table["training_time_s"].dropna().index  # the epochs every seed has
         x_time = table["training_time_s"].loc[common].mean(axis=1).tolist()
         by_epoch[label] = {
