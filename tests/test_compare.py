@@ -184,7 +184,9 @@ def test_a_rerun_after_a_change_of_what_auto_resolves_to_runs_the_job_again(tmp_
     before = sweep.PlannedJob(["seed=5"], config, sweep_dir)
     assert before.identity == "resolved", before.resolution.note
     width = before.planned_with["method_kwargs.proj_output_dim"]
-    assert before.resolved_keys == ["method_kwargs.proj_output_dim"]  # auto, resolved
+    # the preset's placeholders, resolved
+    placeholders = ["method_kwargs.invariance_weight", "method_kwargs.proj_output_dim"]
+    assert before.resolved_keys == placeholders
     (sweep_dir / before.name).mkdir(parents=True)
     (sweep_dir / before.name / sweep.DONE_FILE).write_text(
         json.dumps({"config_hash": before.digest})

@@ -211,7 +211,8 @@ def test_importing_the_method_registers_it(tmp_path):
         ("proj_hidden_dim", "2048", "positive integer, but found '2048'"),
         ("proj_hidden_dim", True, "positive integer, but found True"),
         ("invariance_weight", -1.0, "invariance_weight must be a finite number >= 0"),
-        ("invariance_weight", "heavy", "invariance_weight must be a finite number >= 0"),
+        ("invariance_weight", "heavy", "finite number >= 0 or auto, but found 'heavy'"),
+        ("invariance_weight", "Auto", "finite number >= 0 or auto, but found 'Auto'"),
         ("invariance_weight", float("nan"), "invariance_weight must be a finite number >= 0"),
         ("gather_across_devices", "yes", "gather_across_devices must be true or false"),
         ("center", "yes", "center must be true or false, but found 'yes'"),
@@ -339,6 +340,39 @@ def test_auto_width_is_the_papers_from_its_batch_else_four_times_the_batch_over_
     cfg.method_kwargs.proj_output_dim = "auto"
     cfg.method_kwargs.gather_across_devices = gather
     assert FroSSL.add_and_assert_specific_cfg(cfg).method_kwargs.proj_output_dim == dim
+
+
+@pytest.mark.parametrize(
+    "batch, devices, gather, views, weight",
+    [
+        (64, [0], False, 2, 1.0),  # two views: the paper's weight at any batch
+        (64, [0], False, 4, 0.5),  # below the paper's batch: 2 / V
+        (64, [0], False, 8, 0.25),
+        (255, [0], False, 3, 2 / 3),
+        (256, [0], False, 8, 1.0),  # from the paper's batch up: the paper's, for any V
+        (64, 4, True, 8, 1.0),  # the loss sees 4 x 64 gathered
+    ],
+)
+def test_auto_invariance_weight_is_the_papers_from_its_batch_else_two_over_the_views(
+    tmp_path, batch, devices, gather, views, weight
+):
+    from frossl_plugin.methods.frossl import FroSSL
+
+    cfg = method_cfg(tmp_path)
+    cfg.optimizer.batch_size, cfg.devices, cfg.num_nodes = batch, devices, 1
+    cfg.data.num_large_crops, cfg.data.num_small_crops = 2, views - 2
+    cfg.method_kwargs.invariance_weight = "auto"
+    cfg.method_kwargs.gather_across_devices = gather
+    resolved = FroSSL.add_and_assert_specific_cfg(cfg).method_kwargs.invariance_weight
+    assert isinstance(resolved, float) and resolved == pytest.approx(weight)
+
+
+def test_auto_invariance_weight_reaches_the_loss(tmp_path):
+    from frossl_plugin.methods.frossl import FroSSL
+
+    cfg = method_cfg(tmp_path, ["method_kwargs.invariance_weight=auto"], small_crops=2)
+    model = FroSSL(FroSSL.add_and_assert_specific_cfg(cfg))
+    assert model.invariance_weight == pytest.approx(0.5)  # 4 views at a batch below 256
 
 
 @pytest.mark.parametrize("devices", ["auto", "-1", -1, [], "", True])

@@ -167,6 +167,7 @@ def pretrain_args(name: str, folder: Path, *extra: str):
         f"optimizer.batch_size={BATCH}",
         "method_kwargs.proj_hidden_dim=32",
         "method_kwargs.proj_output_dim=auto",  # resolved by FroSSL for the views it counts
+        "method_kwargs.invariance_weight=auto",
         "max_epochs=1",
         "++limit_train_batches=1",
         "++limit_val_batches=1",
@@ -215,6 +216,7 @@ def test_the_unmodified_host_trains_frossl_with_full_size_views(host_runs, views
     assert (args["data"]["num_large_crops"], args["data"]["num_small_crops"]) == (2, views - 2)
     # FroSSL counted every crop as a view: auto = 4 x the batch / the views
     assert args["method_kwargs"]["proj_output_dim"] == 4 * BATCH // views
+    assert args["method_kwargs"]["invariance_weight"] == pytest.approx(2 / views)  # below 256
     assert epoch["steps"] == 1
     assert math.isfinite(epoch["metrics"]["train_frossl_loss_epoch"])
 

@@ -31,6 +31,11 @@ PAPER_PROJ_OUTPUT_DIM = 1024
 PAPER_BATCH_SIZE = 256
 AUTO_VIEW_DIMS_PER_SAMPLE = 4
 
+# invariance_weight: auto. From the paper's batch up, the paper's CIFAR weight for any number of
+# views; below it, that weight x 2 / V, which keeps the two-view balance of the summed terms
+# (measured best with 4 full-size views at batch 64: docs/results.md, "Multiview").
+PAPER_INVARIANCE_WEIGHT = 1.0
+
 
 def count_devices(devices: Any) -> int:
     """Processes per node that Lightning starts for ``devices``: a number, a list of device ids,
@@ -89,6 +94,16 @@ def auto_proj_output_dim(batch_size: int, views: int = 2) -> int:
     if batch_size >= PAPER_BATCH_SIZE:
         return PAPER_PROJ_OUTPUT_DIM
     return max(1, min(PAPER_PROJ_OUTPUT_DIM, AUTO_VIEW_DIMS_PER_SAMPLE * batch_size // views))
+
+
+def auto_invariance_weight(batch_size: int, views: int = 2) -> float:
+    """``invariance_weight: auto`` for a loss batch of ``batch_size`` and ``views`` views: the
+    paper's ``PAPER_INVARIANCE_WEIGHT`` from its batch of 256 up, else that weight x 2 /
+    ``views`` (the same for two views)."""
+
+    if batch_size >= PAPER_BATCH_SIZE:
+        return PAPER_INVARIANCE_WEIGHT
+    return PAPER_INVARIANCE_WEIGHT * 2 / views
 
 
 def collapse_risk(
@@ -273,7 +288,8 @@ class FroSSL(BaseMethod):
                 proj_output_dim (int or "auto"): dimension D of the projected embeddings
                     ("auto": the paper's 1024 when the loss sees a batch N of at least 256,
                     else 4 N / V for V views, that is 2 N for two views).
-                invariance_weight (float): weight w of the invariance term (1.0).
+                invariance_weight (float or "auto"): weight w of the invariance term (1.0;
+                    "auto": 1.0 when the loss sees a batch N of at least 256, else 2 / V).
                 gather_across_devices (bool): compute the loss over the global batch under
                     DDP instead of each device's local batch (False).
                 center (bool): centre each feature over the batch before the column
@@ -360,6 +376,20 @@ class FroSSL(BaseMethod):
                 f"the {batch_size} samples the loss sees per step and {views} views (the "
                 f"paper's {PAPER_PROJ_OUTPUT_DIM} from a batch of {PAPER_BATCH_SIZE}, else "
                 f"{AUTO_VIEW_DIMS_PER_SAMPLE} x the batch / the views)"
+            )
+        if isinstance(kwargs.invariance_weight, str):
+            if kwargs.invariance_weight != "auto":
+                raise ValueError(
+                    "method_kwargs.invariance_weight must be a finite number >= 0 or auto, but "
+                    f"found {kwargs.invariance_weight!r}."
+                )
+            batch_size, views = loss_batch_size(cfg), num_views(cfg)
+            kwargs.invariance_weight = auto_invariance_weight(batch_size, views)
+            rank_zero_info(
+                f"FroSSL: method_kwargs.invariance_weight=auto -> {kwargs.invariance_weight:g} "
+                f"for the {batch_size} samples the loss sees per step and {views} views (the "
+                f"paper's {PAPER_INVARIANCE_WEIGHT:g} from a batch of {PAPER_BATCH_SIZE}, else "
+                f"{PAPER_INVARIANCE_WEIGHT:g} x 2 / the views)"
             )
         for key in ("proj_hidden_dim", "proj_output_dim"):
             value = kwargs[key]
