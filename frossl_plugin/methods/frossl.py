@@ -106,6 +106,22 @@ def auto_invariance_weight(batch_size: int, views: int = 2) -> float:
     return PAPER_INVARIANCE_WEIGHT * 2 / views
 
 
+# method_kwargs that take "auto": what else the key takes, and its rule in words for the log
+# (the rules themselves, auto_<key>, are looked up when a config is resolved)
+_AUTO_SETTINGS = {
+    "proj_output_dim": (
+        "a positive integer",
+        f"the paper's {PAPER_PROJ_OUTPUT_DIM} from a batch of {PAPER_BATCH_SIZE}, else "
+        f"{AUTO_VIEW_DIMS_PER_SAMPLE} x the batch / the views",
+    ),
+    "invariance_weight": (
+        "a finite number >= 0",
+        f"the paper's {PAPER_INVARIANCE_WEIGHT:g} from a batch of {PAPER_BATCH_SIZE}, else "
+        f"{PAPER_INVARIANCE_WEIGHT:g} x 2 / the views",
+    ),
+}
+
+
 def collapse_risk(
     batch_size: int,
     proj_output_dim: int,
@@ -368,28 +384,25 @@ class FroSSL(BaseMethod):
                 "method_kwargs.gather_across_devices must be true or false, but found "
                 f"{kwargs.gather_across_devices!r}."
             )
-        if kwargs.proj_output_dim == "auto":
-            batch_size, views = loss_batch_size(cfg), num_views(cfg)
-            kwargs.proj_output_dim = auto_proj_output_dim(batch_size, views)
-            rank_zero_info(
-                f"FroSSL: method_kwargs.proj_output_dim=auto -> {kwargs.proj_output_dim} for "
-                f"the {batch_size} samples the loss sees per step and {views} views (the "
-                f"paper's {PAPER_PROJ_OUTPUT_DIM} from a batch of {PAPER_BATCH_SIZE}, else "
-                f"{AUTO_VIEW_DIMS_PER_SAMPLE} x the batch / the views)"
-            )
-        if isinstance(kwargs.invariance_weight, str):
-            if kwargs.invariance_weight != "auto":
+        rules = {
+            "proj_output_dim": auto_proj_output_dim,
+            "invariance_weight": auto_invariance_weight,
+        }
+        batch_and_views = None
+        for key, (expected, description) in _AUTO_SETTINGS.items():
+            value = kwargs[key]
+            if not isinstance(value, str):
+                continue
+            if value != "auto":
                 raise ValueError(
-                    "method_kwargs.invariance_weight must be a finite number >= 0 or auto, but "
-                    f"found {kwargs.invariance_weight!r}."
+                    f"method_kwargs.{key} must be {expected} or auto, but found {value!r}."
                 )
-            batch_size, views = loss_batch_size(cfg), num_views(cfg)
-            kwargs.invariance_weight = auto_invariance_weight(batch_size, views)
+            batch_and_views = batch_and_views or (loss_batch_size(cfg), num_views(cfg))
+            kwargs[key] = rules[key](*batch_and_views)
             rank_zero_info(
-                f"FroSSL: method_kwargs.invariance_weight=auto -> {kwargs.invariance_weight:g} "
-                f"for the {batch_size} samples the loss sees per step and {views} views (the "
-                f"paper's {PAPER_INVARIANCE_WEIGHT:g} from a batch of {PAPER_BATCH_SIZE}, else "
-                f"{PAPER_INVARIANCE_WEIGHT:g} x 2 / the views)"
+                f"FroSSL: method_kwargs.{key}=auto -> {kwargs[key]:g} for the "
+                f"{batch_and_views[0]} samples the loss sees per step and {batch_and_views[1]} "
+                f"views ({description})"
             )
         for key in ("proj_hidden_dim", "proj_output_dim"):
             value = kwargs[key]
