@@ -248,6 +248,31 @@ def completed():
     return result
 
 
+def test_the_recorded_settings_tell_apart_runs_of_another_target_momentum():
+    byol = {
+        "method_kwargs": {"proj_output_dim": 256},
+        "momentum": {"base_tau": 0.996, "final_tau": 1.0},
+        "optimizer": {"lr": 0.25},
+        "data": {"num_large_crops": 2, "num_small_crops": 0},
+        "augmentations": [{"crop_size": 12}],
+    }
+    assert sweep.run_settings(byol) == {
+        "method_kwargs.proj_output_dim": 256,
+        "momentum.base_tau": 0.996,
+        "momentum.final_tau": 1.0,
+        "optimizer.lr": 0.25,
+        "data.num_large_crops": 2,
+        "data.num_small_crops": 0,
+        "augmentations.crop_size": [12],
+    }
+    other = {**byol, "momentum": {"base_tau": 0.98, "final_tau": 1.0}}
+    assert sweep.settings_disagreements(sweep.run_settings(byol), sweep.run_settings(other)) == {
+        "momentum.base_tau": {"planned": 0.996, "ran": 0.98}
+    }
+    frossl = {key: value for key, value in byol.items() if key != "momentum"}
+    assert not any(key.startswith("momentum.") for key in sweep.run_settings(frossl))
+
+
 def test_a_finished_job_records_what_the_host_ran_with(tmp_path, monkeypatch):
     """done.json: the settings of the args.json the host wrote during this run (an older one is
     left alone), and where they differ from the plan, the difference."""

@@ -157,7 +157,8 @@ def config_hash(config: DictConfig, resolution: Optional[Resolution] = None) -> 
 
 def run_settings(cfg: Optional[dict]) -> Optional[Dict[str, Any]]:
     """The settings of a task config that the report shows and checks, by dotted key: every
-    ``method_kwargs.<key>``, ``optimizer.lr``, ``data.num_large_crops``,
+    ``method_kwargs.<key>``, the target network's ``momentum.base_tau`` and ``momentum.final_tau``
+    (methods with one, such as BYOL), ``optimizer.lr``, ``data.num_large_crops``,
     ``data.num_small_crops`` and ``augmentations.crop_size`` (one per pipeline); None for None.
     """
 
@@ -166,6 +167,9 @@ def run_settings(cfg: Optional[dict]) -> Optional[Dict[str, Any]]:
     settings: Dict[str, Any] = {}
     for key, value in sorted((cfg.get("method_kwargs") or {}).items()):
         settings[f"method_kwargs.{key}"] = value
+    for key in ("base_tau", "final_tau"):
+        if key in (cfg.get("momentum") or {}):
+            settings[f"momentum.{key}"] = cfg["momentum"][key]
     if "lr" in (cfg.get("optimizer") or {}):
         settings["optimizer.lr"] = cfg["optimizer"]["lr"]
     for key in ("num_large_crops", "num_small_crops"):
