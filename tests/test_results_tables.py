@@ -1,4 +1,5 @@
-"""docs/results/head_to_head_table.py: a head-to-head's statistics from several runs.csv files."""
+"""docs/results/head_to_head_table.py and trials_table.py: a head-to-head's statistics and a
+tuning budget's trials from several runs.csv files."""
 
 import importlib.util
 from pathlib import Path
@@ -7,15 +8,25 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "results" / "head_to_head_table.py"
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 
 
-@pytest.fixture(scope="module")
-def table():
-    spec = importlib.util.spec_from_file_location("head_to_head_table", SCRIPT)
+def load_script(name, monkeypatch):
+    monkeypatch.syspath_prepend(str(RESULTS))  # trials_table imports head_to_head_table
+    spec = importlib.util.spec_from_file_location(name, RESULTS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture
+def table(monkeypatch):
+    return load_script("head_to_head_table", monkeypatch)
+
+
+@pytest.fixture
+def trials(monkeypatch):
+    return load_script("trials_table", monkeypatch)
 
 
 def write_runs(path, rows):
@@ -23,7 +34,7 @@ def write_runs(path, rows):
 
     records = []
     for label, seed, online, knn, *ran_with in rows:
-        job = f"{label.split()[0]}_seed{seed}"
+        job = f"{label.replace(' ', '_')}_seed{seed}"
         for epoch, scale in ((1, 0.5), (2, 1.0)):
             records.append(
                 dict(
@@ -120,3 +131,27 @@ def test_epochs_and_time_to_a_target_and_the_plots(table, tmp_path, capsys):
     assert "| vicreg y | 0 of 3 | - | - | 1000 |" in out
     with pytest.raises(SystemExit):
         table.main([a, "--versus", "frossl x", "--target", "top5=80"])
+
+
+def test_trials_of_two_sweeps_are_pooled_per_method_and_the_best_online_is_marked(
+    trials, tmp_path, capsys
+):
+    lr = write_runs(
+        tmp_path / "lr.csv",
+        [("frossl lr=0.3", 0, 82.5, 83.4), ("frossl lr=1.0", 0, 69.1, 63.8)]
+        + [("byol lr=0.3", 0, 53.8, 34.4), ("byol lr=1.0", 0, 42.5, 35.9)],
+    )
+    knob = write_runs(
+        tmp_path / "knob.csv",
+        [("frossl w=0.5", 0, 80.0, 81.0), ("byol tau=0.98", 0, 60.0, 40.0)],
+    )
+    trials.main([lr, knob])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2:5] == [
+        "| byol | 3 | byol tau=0.98 | **60.0** | 40.0 |",
+        "|  |  | byol lr=0.3 | 53.8 | 34.4 |",
+        "|  |  | byol lr=1.0 | 42.5 | 35.9 |",
+    ]
+    assert lines[5] == "| frossl | 3 | frossl lr=0.3 | **82.5** | 83.4 |"
+    with pytest.raises(SystemExit, match=r"unequal tuning budget.*'byol': 2, 'frossl': 3"):
+        trials.main([lr, knob + "=frossl.*"])
