@@ -155,3 +155,13 @@ def test_trials_of_two_sweeps_are_pooled_per_method_and_the_best_online_is_marke
     assert lines[5] == "| frossl | 3 | frossl lr=0.3 | **82.5** | 83.4 |"
     with pytest.raises(SystemExit, match=r"unequal tuning budget.*'byol': 2, 'frossl': 3"):
         trials.main([lr, knob + "=frossl.*"])
+
+
+def test_a_tied_trial_goes_to_the_file_given_first(trials, tmp_path, capsys):
+    first = write_runs(tmp_path / "first.csv", [("barlow lamb=1e-4", 0, 50.6, 39.4)])
+    later = write_runs(tmp_path / "later.csv", [("barlow lamb=3e-5", 0, 50.6, 44.4)])
+    for order in ([first, later], [later, first]):
+        trials.main(order)
+        best = capsys.readouterr().out.splitlines()[2]
+        expected = "1e-4" if order[0] == first else "3e-5"
+        assert best.startswith(f"| barlow | 2 | barlow lamb={expected} | **50.6** |")

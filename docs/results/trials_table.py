@@ -8,8 +8,9 @@ RUNS_CSV must come from ``--tune-only`` sweeps on the same selection split (same
 seed). Jobs are pooled as in head_to_head_table.py (by method and the settings they ran with);
 a trial found in two files is an error. Prints markdown: per method, its number of trials and
 each trial's final online / kNN top-1 on the selection split, best first; the best online, the
-rule of ``compare``, in bold. Exits with an error when the methods had different numbers of
-trials. The table of docs/results.md ("Each method's own knob"), from the repository root:
+rule of ``compare``, in bold; on a tie, the trial of the file given first wins, as ``compare``
+keeps the first trial in grid order. Exits with an error when the methods had different numbers
+of trials. The table of docs/results.md ("Each method's own knob"), from the repository root:
 
     cd docs/results && python trials_table.py mnist2k_budget30_runs.csv=".*lr=(0.3|1.0)" \
         mnist2k_ownknob30_runs.csv
@@ -26,7 +27,7 @@ def trials_markdown(finals) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for method, group in finals.groupby("method"):
-        group = group.sort_values("online_acc1", ascending=False)
+        group = group.sort_values(["online_acc1", "file"], ascending=[False, True], kind="stable")
         for rank, (_, row) in enumerate(group.iterrows()):
             online = number(row["online_acc1"])
             lines.append(
@@ -48,6 +49,8 @@ def main(argv=None):
             raise SystemExit(f"--rename: {label!r} is not a label of these runs.")
         epochs.loc[epochs["label"] == label, "label"] = name
     finals = final_epochs(epochs)
+    files = [argument.split("=", 1)[0] for argument in args.runs]
+    finals["file"] = finals["source"].map(files.index)
     print(trials_markdown(finals))
     counts = finals.groupby("method").size()
     if counts.nunique() > 1:
