@@ -33,16 +33,17 @@ from frossl_plugin.compare.statistics import label_statistics, mean_std, pair_st
 
 
 def load(arguments):
-    """Every epoch of the finished jobs of ``arguments``, each job labelled by its group."""
+    """Every epoch of the finished jobs of ``arguments``, each job labelled by its group, with
+    ``source`` (its file) and ``file`` (that file's position in ``arguments``)."""
 
     frames = []
-    for argument in arguments:
+    for position, argument in enumerate(arguments):
         path, *keep = argument.split("=", 1)
         runs = pd.read_csv(path)
         runs = runs[runs["finished"] & runs["superseded_by"].isna()]
         if keep:
             runs = runs[runs["label"].str.fullmatch(keep[0])]
-        frames.append(runs.assign(source=path))
+        frames.append(runs.assign(source=path, file=position))
     epochs = pd.concat(frames, ignore_index=True).sort_values(["job", "epoch"])
     # a folder labels jobs by the overrides that vary within it, so the same configuration can
     # carry other labels in other folders: jobs are pooled by method and the settings they ran
@@ -57,6 +58,15 @@ def load(arguments):
         pairs = sorted(set(zip(twice["label"], twice["seed"])))
         raise SystemExit(f"seeds found in more than one file: {pairs}; keep each seed once.")
     return epochs
+
+
+def rename_labels(epochs: pd.DataFrame, renames) -> None:
+    """Renames labels in place; ``renames``: (label, name) pairs, each label one of ``epochs``."""
+
+    for label, name in renames:
+        if label not in set(epochs["label"]):
+            raise SystemExit(f"--rename: {label!r} is not a label of these runs.")
+        epochs.loc[epochs["label"] == label, "label"] = name
 
 
 def final_epochs(epochs: pd.DataFrame) -> pd.DataFrame:
@@ -219,10 +229,7 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     epochs = load(args.runs)
-    for label, name in args.rename:
-        if label not in set(epochs["label"]):
-            raise SystemExit(f"--rename: {label!r} is not a label of these runs.")
-        epochs.loc[epochs["label"] == label, "label"] = name
+    rename_labels(epochs, args.rename)
     finals = final_epochs(epochs)
     print(labels_markdown(finals))
     print()

@@ -18,7 +18,7 @@ of trials. The table of docs/results.md ("Each method's own knob"), from the rep
 
 import argparse
 
-from head_to_head_table import final_epochs, load, number
+from head_to_head_table import final_epochs, load, number, rename_labels
 
 
 def trials_markdown(finals) -> str:
@@ -44,13 +44,8 @@ def main(argv=None):
     parser.add_argument("--rename", action="append", nargs=2, default=[], metavar=("LABEL", "NAME"))
     args = parser.parse_args(argv)
     epochs = load(args.runs)
-    for label, name in args.rename:
-        if label not in set(epochs["label"]):
-            raise SystemExit(f"--rename: {label!r} is not a label of these runs.")
-        epochs.loc[epochs["label"] == label, "label"] = name
+    rename_labels(epochs, args.rename)
     finals = final_epochs(epochs)
-    files = [argument.split("=", 1)[0] for argument in args.runs]
-    finals["file"] = finals["source"].map(files.index)
     print(trials_markdown(finals))
     counts = finals.groupby("method").size()
     if counts.nunique() > 1:
