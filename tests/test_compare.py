@@ -509,8 +509,8 @@ def test_stop_signals_become_exceptions_and_exit_codes():
 class _SignalsFromItsFinalizer:
     """Sends a signal to its own thread from ``__del__``: the handler then runs inside the
     finalizer, where Python prints its exception and drops it (between two jobs of a sweep, a
-    DataLoader shuts its workers down in one). ``raise_signal``, not ``os.kill``: a signal sent
-    to the process may land on another thread (torch's), whose handler can run after the loop."""
+    DataLoader shuts its workers down in one). ``raise_signal`` sends it to this thread, so the
+    C-level handler has run before the loop; ``os.kill`` leaves the thread to the kernel."""
 
     def __init__(self, signum):
         self.signum = signum
