@@ -69,6 +69,7 @@ def _welch(a, b):
         ([75.2, 73.5, 76.5], [46.5, 73.2, 32.8]),
         ([1, 2, 3, 4], [2, 3, 5, 7]),
         ([60.1, 61.0, 59.5, 62.2, 60.0], [58.0, 57.1, 59.9]),
+        ([86.2, 85.0, 84.5], [80.0, 80.0, 80.0]),  # one side without spread
     ],
 )
 def test_pair_is_welchs_test_and_interval(a, b):
@@ -85,6 +86,15 @@ def test_pair_is_welchs_test_and_interval(a, b):
     assert result["ci_low"] == pytest.approx(difference - half, rel=1e-9)
     assert result["ci_high"] == pytest.approx(difference + half, rel=1e-9)
     assert (result["n_a"], result["n_b"]) == (len(a), len(b))
+
+
+def test_pair_with_one_side_without_spread_warns_nothing():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = pair_statistics([86.2, 85.0, 84.5], [80.0, 80.0, 80.0])
+    assert result["df"] == pytest.approx(2.0)  # Welch's df is n_a - 1 when b has no spread
 
 
 def test_pair_statistics_is_antisymmetric():

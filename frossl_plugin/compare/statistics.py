@@ -7,6 +7,7 @@ Everything is computed by scipy.stats (``t.interval``, ``ttest_ind(equal_var=Fal
 
 import math
 import statistics
+import warnings
 from itertools import combinations
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -86,7 +87,10 @@ def pair_statistics(a: Sequence[float], b: Sequence[float]) -> Dict[str, float]:
         result["difference"] = float(a.mean() - b.mean())
     if len(a) < 2 or len(b) < 2 or (a.std(ddof=1) == 0 and b.std(ddof=1) == 0):
         return result
-    test = stats.ttest_ind(a, b, equal_var=False)
+    with warnings.catch_warnings():
+        # one side without spread is a valid Welch test (its variance term is 0); scipy still warns
+        warnings.filterwarnings("ignore", "Precision loss occurred", RuntimeWarning)
+        test = stats.ttest_ind(a, b, equal_var=False)
     interval = test.confidence_interval(CONFIDENCE)
     result.update(
         ci_low=float(interval.low),
