@@ -85,11 +85,15 @@ def pair_statistics(a: Sequence[float], b: Sequence[float]) -> Dict[str, float]:
     result.update(df=nan, p_value=nan)
     if len(a) and len(b):
         result["difference"] = float(a.mean() - b.mean())
-    if len(a) < 2 or len(b) < 2 or (a.std(ddof=1) == 0 and b.std(ddof=1) == 0):
+    if len(a) < 2 or len(b) < 2:
+        return result
+    without_spread = [a.std(ddof=1) == 0, b.std(ddof=1) == 0]
+    if all(without_spread):
         return result
     with warnings.catch_warnings():
-        # one side without spread is a valid Welch test (its variance term is 0); scipy still warns
-        warnings.filterwarnings("ignore", "Precision loss occurred", RuntimeWarning)
+        if any(without_spread):
+            # a valid Welch test (that side's variance term is 0), where scipy still warns
+            warnings.filterwarnings("ignore", "Precision loss occurred", RuntimeWarning)
         test = stats.ttest_ind(a, b, equal_var=False)
     interval = test.confidence_interval(CONFIDENCE)
     result.update(
